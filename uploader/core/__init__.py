@@ -1,0 +1,1 @@
+"""The Qt-free core: library, store, ingest, compression, engine. Never imports Qt."""

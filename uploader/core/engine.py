@@ -1,0 +1,547 @@
+"""The asyncio engine that runs uploads and compression and publishes snapshots.
+
+Blocking work runs in named thread pools (upload, db, compress, expand); subscribers
+are called on the event loop's thread only. No Qt here: the CLI runs this with
+asyncio.run, the window on a qasync loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import peewee as pw
+
+from . import compression
+from .events import DocumentSnapshot, Event, Expanding, UploadSnapshot
+from .ingest import copy_in, discard
+from .library import Library
+from .models import Job, UploadState, rows
+from .retry import Kind, UploadError, describe
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Listener = Callable[[Event], None]
+
+EXPAND_BATCH = 500
+
+
+@dataclass
+class Settings:
+    jobs: int = 4
+    # work the compression queue in this process
+    compress: bool = True
+    # queue each stored document's compression (off: the sweep queues it later)
+    queue_compression: bool = True
+    compress_workers: int = 1
+    level: int = 3
+    check_corrupt: bool = True
+    progress_interval: float = 0.1
+    lease: float = compression.DEFAULT_LEASE
+    sweep_every: float = 60.0
+    compress_retry_base: float = 2.0
+
+
+class _Shutdown(Exception):
+    """An upload interrupted because the engine closes; it resumes next time."""
+
+
+class Engine:
+    """Runs uploads (several at once) and the compression queue over one Library."""
+
+    def __init__(self, library: Library, settings: Settings | None = None) -> None:
+        self.library = library
+        self.settings = settings or Settings()
+        self.uploads: dict[int, UploadSnapshot] = {}
+        self._listeners: list[Listener] = []
+        self._by_doc: dict[int, set[int]] = {}
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._cancels: dict[int, threading.Event] = {}
+        self._waiters: dict[int, list[asyncio.Future[UploadSnapshot]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._upload_workers: list[asyncio.Task[None]] = []
+        self._compress_wake = asyncio.Event()
+        self._compress_busy = 0
+        self._closing = False
+        self._shutdown = threading.Event()
+        self._speed: dict[int, tuple[float, int]] = {}
+        self._batches = 0
+        self._adding: dict[int, threading.Event] = {}
+        s = self.settings
+        self._upload_pool = ThreadPoolExecutor(max(1, s.jobs), thread_name_prefix="upload")
+        self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="db")
+        self._compress_pool = ThreadPoolExecutor(
+            max(1, s.compress_workers), thread_name_prefix="compress"
+        )
+        self._expand_pool = ThreadPoolExecutor(1, thread_name_prefix="expand")
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- life cycle ------------------------------------------------------------
+
+    async def start(self, *, resume: bool = True, history: int | None = None) -> None:
+        """Start the workers. `resume` queues uploads a previous run left unfinished;
+        `history` loads that many recent uploads so that they can be shown."""
+        self._loop = asyncio.get_running_loop()
+        if history:
+            for snap in await self._db(self.library.uploads, include_hidden=False, limit=history):
+                self._remember(snap)
+        if resume:
+            ids = await self._db(self.library.queued_upload_ids)
+            missing = [i for i in ids if i not in self.uploads]
+            for snap in await self._db(self.library.snapshots, missing):
+                self._remember(snap)
+            for i in ids:
+                self._queue.put_nowait(i)
+        for _ in range(max(1, self.settings.jobs)):
+            self._upload_workers.append(self._spawn(self._upload_worker()))
+        if self.settings.compress:
+            for _ in range(max(1, self.settings.compress_workers)):
+                self._spawn(self._compress_worker())
+        self._spawn(self._sweeper())
+
+    async def close(self) -> None:
+        """Stop cleanly: running uploads are put back in the queue for next time."""
+        if self._closing:
+            return
+        self._closing = True
+        self._shutdown.set()
+        for ev in self._adding.values():
+            ev.set()
+        for ev in self._cancels.values():
+            ev.set()
+        self._compress_wake.set()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._db_pool, self.library.database.close)
+        for pool in (self._upload_pool, self._compress_pool, self._expand_pool, self._db_pool):
+            await loop.run_in_executor(None, functools.partial(pool.shutdown, wait=True))
+        for futs in self._waiters.values():
+            for fut in futs:
+                if not fut.done():
+                    fut.cancel()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(event)` on the loop thread for every snapshot published."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # -- adding ---------------------------------------------------------------
+
+    async def add(self, paths: Sequence[str | Path], *, accept_corrupt: bool = False) -> list[int]:
+        """Add files and folders (expanded recursively, off the loop) as uploads."""
+        loop = asyncio.get_running_loop()
+        self._batches += 1
+        batch = self._batches
+        stop = threading.Event()
+        self._adding[batch] = stop
+        ids: list[int] = []
+        found = 0
+
+        async def take(chunk: list[tuple[Path, int | None]]) -> None:
+            nonlocal found
+            snaps = await self._db(self.library.create_uploads, chunk, accept_corrupt)
+            for snap in snaps:
+                self._publish(snap)
+                ids.append(snap.id)
+                self._queue.put_nowait(snap.id)
+            found += len(chunk)
+            self._emit(Expanding(batch, found))
+
+        def walk() -> None:
+            chunk: list[tuple[Path, int | None]] = []
+            for item in expand(paths, stop.is_set):
+                chunk.append(item)
+                if len(chunk) >= EXPAND_BATCH:
+                    asyncio.run_coroutine_threadsafe(take(chunk), loop).result()
+                    chunk = []
+            if chunk and not stop.is_set():
+                asyncio.run_coroutine_threadsafe(take(chunk), loop).result()
+
+        self._emit(Expanding(batch, 0))
+        try:
+            await loop.run_in_executor(self._expand_pool, walk)
+        finally:
+            del self._adding[batch]
+            self._emit(Expanding(batch, found, done=True))
+        return ids
+
+    def cancel_adding(self) -> None:
+        """Stop expanding folders; files already listed stay queued."""
+        for ev in self._adding.values():
+            ev.set()
+
+    # -- retry and cancel -----------------------------------------------------
+
+    async def retry(
+        self, ids: Iterable[int] | None = None, *, accept_corrupt: bool | None = None
+    ) -> list[int]:
+        """Queue failed/cancelled uploads again (all failed ones when ids is None)."""
+        wanted = None if ids is None else list(ids)
+        snaps = await self._db(self.library.reset_for_retry, wanted, accept_corrupt=accept_corrupt)
+        for snap in snaps:
+            self._publish(snap)
+            self._queue.put_nowait(snap.id)
+        return [s.id for s in snaps]
+
+    async def cancel(self, ids: Iterable[int]) -> None:
+        """Cancel uploads: queued ones at once, running ones at their next chunk."""
+        ids = list(ids)
+        for i in ids:
+            ev = self._cancels.get(i)
+            if ev is not None:
+                ev.set()
+        done = await self._db(self.library.cancel_queued, ids)
+        for snap in await self._db(self.library.snapshots, done):
+            self._publish(snap)
+
+    async def hide(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        await self._db(self.library.hide, ids)
+        for i in ids:
+            snap = self.uploads.pop(i, None)
+            if snap is not None and snap.document_id is not None:
+                self._by_doc.get(snap.document_id, set()).discard(i)
+
+    # -- waiting --------------------------------------------------------------
+
+    async def wait_uploads(self, ids: Iterable[int]) -> list[UploadSnapshot]:
+        """Wait until each upload reaches a final state; returns those states."""
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[UploadSnapshot]] = []
+        for i in ids:
+            fut: asyncio.Future[UploadSnapshot] = loop.create_future()
+            snap = self.uploads.get(i)
+            if snap is not None and snap.state in UploadState.FINISHED:
+                fut.set_result(snap)
+            else:
+                self._waiters.setdefault(i, []).append(fut)
+            futs.append(fut)
+        return list(await asyncio.gather(*futs))
+
+    async def drain_compression(self, poll: float = 0.2) -> None:
+        """Wait until no compression job is queued or running (failed ones stay)."""
+        self._compress_wake.set()
+        while True:
+            counts = await self._db(_job_counts)
+            if counts.get("queued", 0) == 0 and counts.get("running", 0) == 0:
+                return
+            await asyncio.sleep(poll)
+
+    # -- internals: uploads ---------------------------------------------------
+
+    async def _upload_worker(self) -> None:
+        while True:
+            uid = await self._queue.get()
+            try:
+                await self._run_upload(uid)
+            except _Shutdown:
+                return  # left as it is in the database; the next start resumes it
+            except Exception:
+                log.exception("upload %d: unexpected failure in the engine", uid)
+
+    async def _run_upload(self, uid: int) -> None:
+        snap = self.uploads.get(uid)
+        if snap is None or snap.state != UploadState.QUEUED or self._closing:
+            return
+        if not await self._db(self.library.start_upload, uid):
+            return
+        cancel = threading.Event()
+        self._cancels[uid] = cancel
+        started = time.monotonic()
+        self._speed[uid] = (started, 0)
+        self._publish(
+            replace(
+                snap,
+                state=UploadState.UPLOADING,
+                attempts=snap.attempts + 1,
+                done_bytes=0,
+                error=None,
+                error_kind=None,
+                started_at=time.time(),
+                speed=None,
+            )
+        )
+        s = self.settings
+        check = s.check_corrupt and not snap.accept_corrupt
+        report = self._progress_reporter(uid)
+        staged = None
+        try:
+            staged = await self._in(
+                self._upload_pool,
+                functools.partial(
+                    copy_in,
+                    self.library.store,
+                    Path(snap.path),
+                    progress=report,
+                    cancelled=cancel.is_set,
+                    check_corrupt=check,
+                ),
+            )
+            if self._shutdown.is_set():
+                raise _Shutdown
+            final = await self._db(self.library.record, uid, staged)
+        except (_Shutdown, asyncio.CancelledError):
+            if staged is not None:
+                discard(staged)
+            raise
+        except Exception as exc:
+            if staged is not None:
+                discard(staged)
+            if self._shutdown.is_set():
+                raise _Shutdown from exc
+            failure = describe(exc)
+            state = UploadState.CANCELLED if failure.kind == Kind.CANCELLED else UploadState.FAILED
+            if not isinstance(exc, UploadError):
+                log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=exc)
+            final = await self._db(
+                self.library.fail_upload, uid, failure.kind, failure.reason, state
+            )
+        finally:
+            self._cancels.pop(uid, None)
+            self._speed.pop(uid, None)
+        if final.state == UploadState.UPLOADED and final.document_id is not None:
+            final = await self._after_stored(final)
+        self._publish(replace(final, started_at=self.uploads[uid].started_at))
+
+    async def _after_stored(self, snap: UploadSnapshot) -> UploadSnapshot:
+        """Queue compression: secondary, so failing here never fails the upload."""
+        doc_id = snap.document_id
+        assert doc_id is not None
+        if snap.compression == "not_queued" and self.settings.queue_compression:
+            await self._db(self.library.queue_compression, doc_id)
+            for doc in await self._db(self.library.documents, [doc_id]):
+                snap = replace(snap, compression=doc.compression, stored_size=doc.stored_size)
+                self._remember(snap)
+                self._publish_document(doc)
+        self._compress_wake.set()
+        return snap
+
+    def _progress_reporter(self, uid: int) -> Callable[[int], None]:
+        loop = self._loop
+        assert loop is not None
+        interval = self.settings.progress_interval
+        last = [0.0]
+
+        def report(done: int) -> None:
+            t = time.monotonic()
+            if t - last[0] >= interval:
+                last[0] = t
+                loop.call_soon_threadsafe(self._on_progress, uid, done, t)
+
+        return report
+
+    def _on_progress(self, uid: int, done: int, t: float) -> None:
+        snap = self.uploads.get(uid)
+        if snap is None or snap.state != UploadState.UPLOADING:
+            return
+        prev_t, prev_done = self._speed.get(uid, (t, 0))
+        speed = snap.speed
+        if t > prev_t:
+            now_speed = (done - prev_done) / (t - prev_t)
+            speed = now_speed if speed is None else 0.7 * speed + 0.3 * now_speed
+            self._speed[uid] = (t, done)
+        self._publish(replace(snap, done_bytes=done, speed=speed))
+
+    # -- internals: compression -----------------------------------------------
+
+    async def _compress_worker(self) -> None:
+        s = self.settings
+        while not self._closing:
+            try:
+                job = await self._db(compression.claim, self.library, self.library.owner, s.lease)
+            except Exception as exc:
+                log.warning("cannot claim a compression job: %s", describe(exc).reason)
+                job = None
+            if job is None:
+                due = await self._db(compression.next_due, self.library)
+                timeout = s.sweep_every if due is None else max(0.05, min(due, s.sweep_every))
+                self._compress_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._compress_wake.wait(), timeout)
+                continue
+            await self._run_job(job)
+
+    async def _run_job(self, job: compression.Claimed) -> None:
+        s = self.settings
+        self._compress_busy += 1
+        for doc in await self._db(self.library.documents, [job.document_id]):
+            self._publish_document(doc)
+        renewer = self._spawn(self._renew(job))
+        cancelled = self._shutdown.is_set
+        try:
+            outcome = await self._in(
+                self._compress_pool,
+                functools.partial(
+                    compression.compress,
+                    self.library.store,
+                    job,
+                    level=s.level,
+                    cancelled=cancelled,
+                ),
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._shutdown.is_set():
+                return  # the lease runs out; the next start reclaims the job
+            doc = await self._db(
+                compression.fail, self.library, job, exc, retry_base=s.compress_retry_base
+            )
+        else:
+            doc = await self._db(compression.finish, self.library, job, outcome)
+        finally:
+            renewer.cancel()
+            self._compress_busy -= 1
+        self._publish_document(doc)
+
+    async def _renew(self, job: compression.Claimed) -> None:
+        lease = self.settings.lease
+        while True:
+            await asyncio.sleep(lease / 3)
+            with contextlib.suppress(Exception):
+                await self._db(compression.renew, self.library, job, lease)
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_every)
+            try:
+                report = await self._db(self.library.sweep)
+            except Exception as exc:
+                log.warning("sweep failed: %s", describe(exc).reason)
+                continue
+            if report.queued or report.reclaimed:
+                await self.refresh_documents()
+                self._compress_wake.set()
+
+    async def refresh_documents(self) -> None:
+        """Re-read the documents behind known uploads and publish changed states."""
+        doc_ids = [d for d, ups in self._by_doc.items() if ups]
+        for part in range(0, len(doc_ids), 500):
+            for doc in await self._db(self.library.documents, doc_ids[part : part + 500]):
+                self._publish_document(doc)
+
+    # -- internals: publishing ------------------------------------------------
+
+    def _remember(self, snap: UploadSnapshot) -> None:
+        old = self.uploads.get(snap.id)
+        if old is not None and old.document_id is not None and old.document_id != snap.document_id:
+            self._by_doc.get(old.document_id, set()).discard(snap.id)
+        self.uploads[snap.id] = snap
+        if snap.document_id is not None:
+            self._by_doc.setdefault(snap.document_id, set()).add(snap.id)
+
+    def _publish(self, snap: UploadSnapshot) -> None:
+        self._remember(snap)
+        self._emit(snap)
+        if snap.state in UploadState.FINISHED:
+            for fut in self._waiters.pop(snap.id, []):
+                if not fut.done():
+                    fut.set_result(snap)
+
+    def _publish_document(self, doc: DocumentSnapshot) -> None:
+        self._emit(doc)
+        for uid in sorted(self._by_doc.get(doc.id, ())):
+            snap = self.uploads.get(uid)
+            if snap is None:
+                continue
+            if snap.compression != doc.compression or snap.stored_size != doc.stored_size:
+                self._publish(
+                    replace(snap, compression=doc.compression, stored_size=doc.stored_size)
+                )
+
+    def _emit(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("a listener failed on %r", event)
+
+    # -- internals: executors -------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)  # asyncio holds tasks weakly
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _in(self, pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn)
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self._in(self._db_pool, functools.partial(fn, *args, **kwargs))
+
+
+def _job_counts() -> dict[str, int]:
+    query = Job.select(Job.state, pw.fn.COUNT(Job.id)).group_by(Job.state)
+    return {state: n for state, n in rows(query)}
+
+
+def expand(
+    paths: Iterable[str | Path], stopped: Callable[[], bool] = lambda: False
+) -> Iterator[tuple[Path, int | None]]:
+    """Every file under `paths` (folders recursively, sorted), with its size if known.
+
+    Follows symbolic links to folders but never into a loop; entries that are not
+    regular files are listed too, so that they fail visibly with their reason.
+    """
+    seen: set[tuple[int, int]] = set()
+
+    def walk(folder: Path) -> Iterator[tuple[Path, int | None]]:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            yield folder, None
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return
+        seen.add(key)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            yield folder, None  # unreadable folder: a row that says why
+            return
+        for entry in entries:
+            if stopped():
+                return
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                yield from walk(path)
+            else:
+                yield path, _size(path)
+
+    for raw in paths:
+        if stopped():
+            return
+        path = Path(os.path.abspath(raw))
+        if os.path.isdir(path):
+            yield from walk(path)
+        else:
+            yield path, _size(path)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None

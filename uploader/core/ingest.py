@@ -1,0 +1,203 @@
+"""One file in, the critical path: open safely, copy and hash into a temp file, check it,
+make it durable under its content address. The caller records it afterwards.
+
+Never modifies the source; never leaves a temp file behind on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import formats
+from .events import format_size
+from .retry import Kind, UploadError, describe
+from .store import BlobStore
+
+CHUNK = 1 << 20
+# Kept free beyond the file itself, so that the database and the journal can grow.
+RESERVE = 8 << 20
+
+Progress = Callable[[int], None]
+Cancelled = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A copy that is hashed, checked and fsynced in the temp folder, not yet published."""
+
+    temp: Path
+    sha256: str
+    size: int
+    name: str
+
+
+def _refuse_not_regular(mode: int) -> UploadError:
+    if stat.S_ISDIR(mode):
+        what = "a folder"
+    elif stat.S_ISFIFO(mode):
+        what = "a named pipe (FIFO)"
+    elif stat.S_ISSOCK(mode):
+        what = "a socket"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        what = "a device"
+    else:
+        what = "a special file"
+    return UploadError(Kind.NOT_REGULAR, f"not a regular file: it is {what}")
+
+
+def open_source(path: Path) -> tuple[int, os.stat_result]:
+    """Open `path` for reading only if it is a regular file; never blocks on a FIFO."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise UploadError(
+                Kind.NOT_REGULAR, "the symbolic link points to nothing (dangling symlink)"
+            ) from None
+        raise UploadError(Kind.VANISHED, "the file vanished (it is no longer there)") from None
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while opening the file")) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise _refuse_not_regular(st.st_mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise UploadError(Kind.VANISHED, "the file vanished (it is no longer there)") from None
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while opening the file")) from exc
+    fst = os.fstat(fd)
+    if not stat.S_ISREG(fst.st_mode):  # swapped for something else since the stat
+        os.close(fd)
+        raise _refuse_not_regular(fst.st_mode)
+    return fd, fst
+
+
+def _words(exc: BaseException, where: str) -> tuple[str, str]:
+    failure = describe(exc, where)
+    return failure.kind, failure.reason
+
+
+def check_space(store: BlobStore, size: int) -> None:
+    free = shutil.disk_usage(store.tmp).free
+    if size + RESERVE > free:
+        raise UploadError(
+            Kind.NO_SPACE,
+            f"not enough free space: needs {format_size(size)}, {format_size(free)} free",
+        )
+
+
+def copy_in(
+    store: BlobStore,
+    path: Path,
+    *,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+    check_corrupt: bool = True,
+) -> Staged:
+    """Copy `path` into a fsynced temp file, hashing and checking it on the way.
+
+    Raises UploadError with the reason in words; the temp file is gone then.
+    """
+    fd, before = open_source(path)
+    temp: Path | None = None
+    try:
+        check_space(store, before.st_size)
+        temp = store.new_temp()
+        sha, total, head, tail = _stream(fd, temp, progress, cancelled)
+        after = os.fstat(fd)
+        if (
+            total != before.st_size
+            or after.st_size != before.st_size
+            or after.st_mtime_ns != before.st_mtime_ns
+        ):
+            raise UploadError(Kind.CHANGED, "the file changed while it was being read")
+        if check_corrupt and (why := formats.corruption(head, tail)):
+            raise UploadError(Kind.CORRUPT, f"corrupted ({why})")
+        return Staged(temp=temp, sha256=sha, size=total, name=path.name)
+    except BaseException:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        raise
+    finally:
+        os.close(fd)
+
+
+def _stream(
+    fd: int, temp: Path, progress: Progress | None, cancelled: Cancelled | None
+) -> tuple[str, int, bytes, bytes]:
+    digest = hashlib.sha256()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    head = b""
+    tail = b""
+    total = 0
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        out = os.open(temp, flags, 0o644)
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while writing to the library")) from exc
+    try:
+        while True:
+            if cancelled is not None and cancelled():
+                raise UploadError(Kind.CANCELLED, "cancelled")
+            try:
+                n = os.readv(fd, [view]) if hasattr(os, "readv") else _read_into(fd, view)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise UploadError(*_words(exc, "while reading the file")) from exc
+            if n == 0:
+                break
+            chunk = view[:n]
+            digest.update(chunk)
+            _write_all(out, chunk)
+            if len(head) < formats.HEAD:
+                head += bytes(chunk[: formats.HEAD - len(head)])
+            tail = (
+                bytes(chunk[-formats.TAIL :])
+                if n >= formats.TAIL
+                else (tail + chunk)[-formats.TAIL :]
+            )
+            total += n
+            if progress is not None:
+                progress(total)
+        try:
+            os.fsync(out)
+        except OSError as exc:
+            raise UploadError(*_words(exc, "while saving to the library")) from exc
+    finally:
+        os.close(out)
+    return digest.hexdigest(), total, head, tail
+
+
+def _read_into(fd: int, view: memoryview) -> int:  # pragma: no cover - Windows
+    data = os.read(fd, len(view))
+    view[: len(data)] = data
+    return len(data)
+
+
+def _write_all(fd: int, chunk: memoryview) -> None:
+    while chunk:
+        try:
+            n = os.write(fd, chunk)
+        except OSError as exc:
+            raise UploadError(*_words(exc, "while writing to the library")) from exc
+        if n == 0:  # pragma: no cover - a write of nothing means no space
+            raise UploadError(*_words(OSError(errno.ENOSPC, "no space"), ""))
+        chunk = chunk[n:]
+
+
+def discard(staged: Staged) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        staged.temp.unlink()

@@ -1,0 +1,135 @@
+"""Content-addressed blobs: atomic write, verify, read back. Knows nothing of the database.
+
+A blob lives at blobs/<sha[:2]>/<sha> (raw) or blobs/<sha[:2]>/<sha>.zst (zstd). It
+reaches its final name only by rename after its bytes are fsynced, so a file under a
+final name is never partial. Temp files live in tmp/ on the same file system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+CHUNK = 1 << 20
+RAW = "raw"
+ZSTD = "zstd"
+TEMP_SUFFIX = ".part"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in `path` durable (a no-op where folders cannot be opened)."""
+    if os.name == "nt":  # pragma: no cover - Windows cannot fsync a folder
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "blobs"
+        self.tmp = root / "tmp"
+        self.quarantine = root / "quarantine"
+
+    def create_folders(self) -> None:
+        for folder in (self.blobs, self.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str, encoding: str = RAW) -> Path:
+        name = sha256 + (".zst" if encoding == ZSTD else "")
+        return self.blobs / sha256[:2] / name
+
+    def new_temp(self) -> Path:
+        return self.tmp / f"{uuid.uuid4().hex}{TEMP_SUFFIX}"
+
+    def publish(self, temp: Path, sha256: str, encoding: str = RAW) -> Path:
+        """Rename an fsynced temp file to its final name and make the rename durable.
+
+        Replaces a file already there: same address, same bytes, so the swap is safe
+        and a stray copy left by a crash is refreshed rather than trusted.
+        """
+        final = self.path(sha256, encoding)
+        folder = final.parent
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            fsync_dir(self.blobs)
+        os.replace(temp, final)
+        fsync_dir(folder)
+        return final
+
+    def remove(self, sha256: str, encoding: str) -> None:
+        path = self.path(sha256, encoding)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            fsync_dir(path.parent)
+
+    def exists(self, sha256: str, encoding: str) -> bool:
+        return self.path(sha256, encoding).exists()
+
+    @contextlib.contextmanager
+    def open_plain(self, sha256: str, encoding: str) -> Iterator[BinaryIO]:
+        """A reader of the document's original bytes, decompressing where needed."""
+        with open(self.path(sha256, encoding), "rb") as raw:
+            if encoding == ZSTD:
+                dctx = zstandard.ZstdDecompressor()
+                with dctx.stream_reader(raw, read_size=CHUNK, closefd=False) as reader:
+                    yield reader  # type: ignore[misc]
+            else:
+                yield raw
+
+    def verify(self, sha256: str, encoding: str, size: int | None = None) -> str | None:
+        """None when the blob hashes to its address (and size); else what is wrong."""
+        path = self.path(sha256, encoding)
+        if not path.exists():
+            return "missing"
+        digest = hashlib.sha256()
+        total = 0
+        try:
+            with self.open_plain(sha256, encoding) as reader:
+                while chunk := reader.read(CHUNK):
+                    digest.update(chunk)
+                    total += len(chunk)
+        except zstandard.ZstdError as exc:
+            return f"damaged (cannot decompress: {exc})"
+        except OSError as exc:
+            return f"unreadable ({exc.strerror or exc})"
+        if digest.hexdigest() != sha256:
+            return "damaged (its content does not match its hash)"
+        if size is not None and total != size:
+            return f"damaged (size {total}, expected {size})"
+        return None
+
+    def iter_blobs(self) -> Iterator[tuple[str, str, Path]]:
+        """(sha256, encoding, path) of every file under a final name."""
+        if not self.blobs.exists():
+            return
+        for folder in sorted(self.blobs.iterdir()):
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                name = path.name
+                if name.endswith(".zst"):
+                    yield name[:-4], ZSTD, path
+                else:
+                    yield name, RAW, path
+
+    def iter_temps(self) -> Iterator[Path]:
+        if self.tmp.exists():
+            yield from self.tmp.iterdir()
+
+    def quarantine_blob(self, path: Path) -> Path:
+        self.quarantine.mkdir(exist_ok=True)
+        dest = self.quarantine / f"{path.name}.{uuid.uuid4().hex[:8]}"
+        os.replace(path, dest)
+        fsync_dir(path.parent)
+        return dest
