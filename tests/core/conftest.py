@@ -57,10 +57,12 @@ def pdf_bytes(seed: int = 0, size: int = 5000) -> bytes:
 def run_engine() -> Callable[..., Any]:
     """Run a coroutine `fn(engine)` against an engine over `library`, then close it."""
 
-    def run(library: Library, fn: Callable[[Engine], Any], **settings: Any) -> Any:
+    def run(
+        library: Library, fn: Callable[[Engine], Any], *, resume: bool = False, **settings: Any
+    ) -> Any:
         async def main() -> Any:
             engine = Engine(library, Settings(**settings))
-            await engine.start(resume=settings.pop("resume", False) if False else False)
+            await engine.start(resume=resume)
             try:
                 return await fn(engine)
             finally:
@@ -71,11 +73,19 @@ def run_engine() -> Callable[..., Any]:
     return run
 
 
-def cli(*args: str | os.PathLike[str], env: dict[str, str] | None = None,
-        timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    **kw: Any,
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m uploader ARGS` in a child process."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "uploader", *map(str, args)],
-        capture_output=True, text=True, env=full_env, timeout=timeout, **kw,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        **kw,
     )
