@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,8 +159,6 @@ class Library:
         from a crash; a reader does none of that and works beside a writer.
         """
         global _open_library
-        if _open_library is not None:
-            raise LibraryError(f"a library is already open in this process: {_open_library.root}")
         root = Path(root).expanduser() if root is not None else default_root()
         path = root / DB_NAME
         lock: _Lock | None = None
@@ -174,6 +173,10 @@ class Library:
             lock = _Lock(root / LOCK_NAME)
             lock.acquire()
         try:
+            if _open_library is not None:
+                raise LibraryError(
+                    f"a library is already open in this process: {_open_library.root}"
+                )
             version = _probe(path)
             if version > models.SCHEMA_VERSION:
                 raise LibraryError(
@@ -777,7 +780,8 @@ class Library:
             dest = dest / doc.name
         if dest.exists() and not overwrite:
             raise ExportError(f"{dest} already exists")
-        temp = dest.with_name(f".{dest.name}.uploader-{os.getpid()}.part")
+        # a short name: the destination's own name may already be at the length limit
+        temp = dest.with_name(f".uploader-{uuid.uuid4().hex[:12]}.part")
         digest = hashlib.sha256()
         total = 0
         try:

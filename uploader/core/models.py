@@ -24,6 +24,18 @@ def rows(query: Any) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in query.tuples()]
 
 
+class PathField(pw.Field):
+    """A file path: TEXT, or a BLOB of the raw bytes when the name is not UTF-8."""
+
+    field_type = "TEXT"
+
+    def db_value(self, value: Any) -> Any:
+        return value
+
+    def python_value(self, value: Any) -> Any:
+        return value
+
+
 class Base(pw.Model):
     id = pw.AutoField()
 
@@ -66,7 +78,7 @@ class Document(Base):
 
 
 class Upload(Base):
-    path = pw.TextField()
+    path = PathField()
     name = pw.TextField()
     size = pw.BigIntegerField(null=True)
     state = pw.CharField(max_length=16, default=UploadState.QUEUED, index=True)
