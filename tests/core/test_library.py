@@ -208,7 +208,8 @@ def test_lease_reclaim_of_a_killed_compression_worker(lib_dir: Path, src: Path) 
         # a lease that has expired is claimed by the next worker
         models.Job.update(lease_until=0).execute()
         job = compression.claim(lib, "other-owner")
-        assert job is not None and job.attempts == 2
+        assert job is not None
+        assert job.attempts == 2
         compression.finish(lib, job, compression.compress(lib.store, job))
         doc = lib.document(doc.id)
         assert doc.compression == "done"
