@@ -307,15 +307,26 @@ class Engine:
             state = UploadState.CANCELLED if failure.kind == Kind.CANCELLED else UploadState.FAILED
             if not isinstance(exc, UploadError):
                 log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=exc)
-            final = await self._db(
-                self.library.fail_upload, uid, failure.kind, failure.reason, state
-            )
+            final = await self._record_failure(snap, failure.kind, failure.reason, state)
         finally:
             self._cancels.pop(uid, None)
             self._speed.pop(uid, None)
         if final.state == UploadState.UPLOADED and final.document_id is not None:
             final = await self._after_stored(final)
         self._publish(replace(final, started_at=self.uploads[uid].started_at))
+
+    async def _record_failure(
+        self, snap: UploadSnapshot, kind: str, reason: str, state: str
+    ) -> UploadSnapshot:
+        """Persist a failure; if even that fails, the row still says so in memory
+        (the database keeps it `uploading`, and the next open queues it again)."""
+        try:
+            return await self._db(self.library.fail_upload, snap.id, kind, reason, state)
+        except Exception as exc:
+            log.warning("cannot record the failure of %s: %s", snap.path, describe(exc).reason)
+            return replace(
+                self.uploads.get(snap.id, snap), state=state, error=reason, error_kind=kind
+            )
 
     async def _after_stored(self, snap: UploadSnapshot) -> UploadSnapshot:
         """Queue compression: secondary, so failing here never fails the upload."""
@@ -365,7 +376,8 @@ class Engine:
                 job = await self._db(compression.claim, self.library, self.library.owner, s.lease)
             except Exception as exc:
                 log.warning("cannot claim a compression job: %s", describe(exc).reason)
-                job = None
+                await asyncio.sleep(min(5.0, s.sweep_every))
+                continue
             if job is None:
                 due = await self._db(compression.next_due, self.library)
                 timeout = s.sweep_every if due is None else max(0.05, min(due, s.sweep_every))

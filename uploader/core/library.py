@@ -657,6 +657,7 @@ class Library:
         for sha, enc in known:
             if not self.store.exists(sha, enc):
                 report.add("missing", f"the stored copy of document {sha[:12]} is missing")
+                log.warning("the stored copy of document %s is missing; run doctor", sha[:12])
         if report.reclaimed or report.queued or report.debris_removed or report.orphans_removed:
             log.info(
                 "sweep: %d reclaimed, %d queued, %d temp files and %d orphans removed",
