@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shlex
 import shutil
 import socket
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from uploader.core.ingest import copy_in
 from uploader.core.library import Library
 from uploader.core.retry import Kind, UploadError
 
-from .conftest import pdf_bytes, text_bytes
+from .conftest import cli, pdf_bytes, text_bytes
 
 
 def png_bytes(complete: bool = True) -> bytes:
@@ -240,34 +241,13 @@ def test_permission_denied_for_a_reader_without_root_powers(
     secret = src / "secret.pdf"
     secret.write_bytes(pdf_bytes(7))
     secret.chmod(0o000)
-    import json
-    import shlex
-    import sys
 
-    from .conftest import ROOT
+    def drop_caps(cmd: list[str]) -> list[str]:
+        line = " ".join(shlex.quote(c) for c in cmd)
+        return ["capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", line]
 
-    cmd = " ".join(
-        shlex.quote(str(a))
-        for a in [
-            sys.executable,
-            "-m",
-            "uploader",
-            "add",
-            "--json",
-            "--no-compress",
-            "--library",
-            lib_dir,
-            *good,
-            secret,
-        ]
-    )
-    proc = subprocess.run(
-        ["capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", cmd],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    proc = cli(
+        "add", "--json", "--no-compress", "--library", lib_dir, *good, secret, wrap=drop_caps
     )
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     by_name = {line["name"]: line for line in lines}

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from uploader.core.ingest import copy_in
 from uploader.core.library import Library
 from uploader.core.retry import Kind, UploadError
 
-from .conftest import ROOT, cli, text_bytes
+from .conftest import cli, text_bytes
 
 
 @pytest.fixture
@@ -99,38 +98,35 @@ def test_io_error_reading_the_source(lib_dir: Path, src: Path) -> None:
     bad = src / "bad.txt"
     bad.write_bytes(text_bytes(3 << 20, 2))
     before = bad.read_bytes()
-    cmd = [
-        "strace",
-        "-f",
-        "-qq",
-        "-o",
-        "/dev/null",
-        "-P",
-        str(bad),
-        "-e",
-        "trace=read,readv",
-        "-e",
-        "inject=read,readv:error=EIO:when=2",
-        sys.executable,
-        "-m",
-        "uploader",
+
+    def inject_eio(cmd: list[str]) -> list[str]:
+        # the second read of that one file fails with EIO, as a failing disk would
+        return [
+            "strace",
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-P",
+            str(bad),
+            "-e",
+            "trace=read,readv",
+            "-e",
+            "inject=read,readv:error=EIO:when=2",
+            *cmd,
+        ]
+
+    proc = cli(
         "add",
         "--json",
         "--no-compress",
         "--jobs",
         "1",
         "--library",
-        str(lib_dir),
-        str(good),
-        str(bad),
-    ]
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        lib_dir,
+        good,
+        bad,
+        wrap=inject_eio,
     )
     out = {o["name"]: o for o in map(json.loads, proc.stdout.splitlines())}
     assert proc.returncode == 1, proc.stderr
