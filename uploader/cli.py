@@ -94,10 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("UPLOADER_LOG", "WARNING").upper(),
         format="%(levelname)s %(name)s: %(message)s",
     )
-    known = set(_COMMANDS)
-    first = next((a for a in argv if not a.startswith("-")), None)
-    opts = [a for a in argv if a.startswith("-")]
-    if first not in known and not {"-h", "--help", "--version"} & set(opts):
+    if _first_word(argv) not in _COMMANDS and not {"-h", "--help", "--version"} & set(argv):
         return _window(argv)
     args = _parser().parse_args(argv)
     if args.command is None:
@@ -112,6 +109,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("uploader: interrupted; unfinished uploads resume next time", file=sys.stderr)
         return 130
+
+
+def _first_word(argv: list[str]) -> str | None:
+    """The first argument that is neither an option nor the value of --library."""
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--library":
+            skip = True
+        elif not a.startswith("-"):
+            return a
+    return None
 
 
 def _window(argv: list[str]) -> int:

@@ -193,3 +193,12 @@ def test_default_library_from_environment(tmp_path: Path, src: Path) -> None:
     env2 = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "UPLOADER_LIBRARY": ""}
     assert cli("add", p, env=env2).returncode == 0
     assert (home / "data" / "Uploader" / "library" / "library.db").exists()
+
+
+def test_library_option_before_the_command(lib_dir: Path, src: Path) -> None:
+    p = src / "a.txt"
+    p.write_text("a")
+    proc = cli("--library", lib_dir, "add", "--json", p)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "uploaded"
+    assert json.loads(cli("--library", lib_dir, "list", "--json").stdout)[0]["name"] == "a.txt"
