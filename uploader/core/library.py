@@ -861,6 +861,13 @@ def _probe(path: Path) -> int:
 def _ensure_job(doc_id: int) -> None:
     if Job.select().where(Job.document == doc_id).exists():
         return
+    # a compressed or skipped document is finished: queueing it again would mark it
+    # pending while its raw copy is gone, and the job could only fail
+    finished = (Document.id == doc_id) & Document.compression.in_(
+        [Compression.DONE, Compression.SKIPPED]
+    )
+    if Document.select().where(finished).exists():
+        return
     Job.insert(document=doc_id, state="queued", priority=0, attempts=0, run_after=0.0).execute()
     Document.update(compression=Compression.PENDING).where(Document.id == doc_id).execute()
 
