@@ -839,7 +839,11 @@ def _probe(path: Path) -> int:
     if not path.exists():
         return 0
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        # read-write when we may: after a crash the WAL must be recovered before the first
+        # read, which a read-only connection cannot do ("attempt to write a readonly
+        # database") although nothing is damaged; mode=rw still never creates the file
+        mode = "rw" if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK) else "ro"
+        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=5)
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version:
