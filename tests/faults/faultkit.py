@@ -46,24 +46,24 @@ def make_corpus(folder: Path, n: int, seed: int, *, big: int = 0) -> list[Path]:
         kind = rng.choice(["text", "text", "random", "pdf", "tiny", "dup"])
         if i < big:
             size = rng.randint(2 << 20, 6 << 20)
-            data = _text(size, seed * 100000 + i)
+            data = text_bytes(size, seed * 100000 + i)
         elif kind == "text":
-            data = _text(rng.randint(5000, 300_000), seed * 100000 + i)
+            data = text_bytes(rng.randint(5000, 300_000), seed * 100000 + i)
         elif kind == "random":
             data = rng.randbytes(rng.randint(1000, 200_000))
         elif kind == "pdf":
-            data = b"%PDF-1.7\n" + _text(rng.randint(3000, 50_000), i) + b"\n%%EOF\n"
+            data = b"%PDF-1.7\n" + text_bytes(rng.randint(3000, 50_000), i) + b"\n%%EOF\n"
         elif kind == "tiny":
             data = rng.randbytes(rng.randint(0, 100))
         else:
-            data = _text(20_000, seed)  # same content as other "dup" files
+            data = text_bytes(20_000, seed)  # same content as other "dup" files
         p = folder / f"f{i:04d}-{kind}.bin"
         p.write_bytes(data)
         paths.append(p)
     return paths
 
 
-def _text(n: int, seed: int) -> bytes:
+def text_bytes(n: int, seed: int) -> bytes:
     line = f"line {seed} of a document that compresses well, ".encode()
     out = bytearray()
     i = 0

@@ -7,12 +7,13 @@ figures it looked at (documents, blobs, ...), so that tests can add them up.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,17 @@ def connect(root: Path, scratch: Path) -> sqlite3.Connection:
         if src.exists():
             shutil.copyfile(src, scratch / f"library.db{suffix}")
     return sqlite3.connect(scratch / "library.db", timeout=30)
+
+
+@contextlib.contextmanager
+def connect_copy(root: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to a throw-away copy of the library's database."""
+    with tempfile.TemporaryDirectory(prefix="invariants-") as scratch:
+        conn = connect(root, Path(scratch))
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
 def check(
