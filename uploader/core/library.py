@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -209,6 +210,9 @@ class Library:
                 lib._migrate(version)
                 if recover:
                     lib.recover()
+        except (OSError, sqlite3.Error, pw.PeeweeException) as exc:
+            lib.close()
+            raise _cannot_open(root, exc) from exc
         except BaseException:
             lib.close()
             raise
@@ -856,10 +860,27 @@ def _probe(path: Path) -> int:
     except sqlite3.DatabaseError as exc:
         if "locked" in str(exc):
             raise LibraryError(f"the library's database is busy: {exc}") from exc
+        code = getattr(exc, "sqlite_errorcode", None)
+        # only SQLITE_CORRUPT, SQLITE_NOTADB or a failed check mean damage; a full disk
+        # or an I/O error at open is not the file's fault
+        if code is not None and code & 0xFF not in (11, 26):
+            raise _cannot_open(path.parent, exc) from exc
         raise LibraryError(
             f"the library's database is damaged ({exc}); it was left as it is at {path}. "
             "Restore it from a backup or move it away to start a new library."
         ) from exc
+
+
+def _cannot_open(root: Path, exc: BaseException) -> LibraryError:
+    """Why a library could not be opened, in words; SQLite hides ENOSPC behind
+    'disk I/O error' when it cannot create its WAL index, so the free space decides."""
+    failure = describe(exc)
+    reason = failure.reason
+    if failure.kind == Kind.IO:
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(root).free < (1 << 20):
+                reason = "the disk is full"
+    return LibraryError(f"cannot open the library at {root}: {reason}")
 
 
 def _ensure_job(doc_id: int) -> None:
