@@ -250,8 +250,25 @@ class Engine:
                 await self._run_upload(uid)
             except _Shutdown:
                 return  # left as it is in the database; the next start resumes it
-            except Exception:
-                log.exception("upload %d: unexpected failure in the engine", uid)
+            except Exception as exc:
+                failure = describe(exc)
+                if failure.kind in (Kind.DATABASE, Kind.UNKNOWN):
+                    log.exception("upload %d: unexpected failure in the engine", uid)
+                else:
+                    log.error("upload %d could not be recorded: %s", uid, failure.reason)
+                self._fail_in_memory(uid, exc)
+
+    def _fail_in_memory(self, uid: int, exc: BaseException) -> None:
+        """The database refused even to record the failure (disk full, I/O error): show
+        the real cause anyway, so that nobody waits forever. The row stays as it was and
+        the next start resumes it."""
+        snap = self.uploads.get(uid)
+        if snap is None or snap.state in UploadState.FINISHED:
+            return
+        failure = describe(exc)
+        self._publish(
+            replace(snap, state=UploadState.FAILED, error=failure.reason, error_kind=failure.kind)
+        )
 
     async def _run_upload(self, uid: int) -> None:
         snap = self.uploads.get(uid)
@@ -306,7 +323,9 @@ class Engine:
             failure = describe(exc)
             state = UploadState.CANCELLED if failure.kind == Kind.CANCELLED else UploadState.FAILED
             if not isinstance(exc, UploadError):
-                log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=exc)
+                # a traceback only where the words cannot say it all
+                trace = exc if failure.kind in (Kind.DATABASE, Kind.UNKNOWN) else None
+                log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=trace)
             final = await self._db(
                 self.library.fail_upload, uid, failure.kind, failure.reason, state
             )
