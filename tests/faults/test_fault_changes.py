@@ -146,7 +146,7 @@ def test_corrupted_blob_is_never_served(tmp_path: Path, lib_dir: Path, compresse
     )  # fmt: skip
     assert doctor.returncode == 1
     assert "damaged" in doctor.stdout
-    with pytest.raises(AssertionError, match="partial or damaged|does not decompress"):
+    with pytest.raises(AssertionError, match=r"partial or damaged|does not decompress"):
         check(lib_dir)
     # repair quarantines it and offers the upload again; the retry reads the source
     repair = subprocess.run(
