@@ -250,8 +250,25 @@ class Engine:
                 await self._run_upload(uid)
             except _Shutdown:
                 return  # left as it is in the database; the next start resumes it
-            except Exception:
-                log.exception("upload %d: unexpected failure in the engine", uid)
+            except Exception as exc:
+                failure = describe(exc)
+                if failure.kind in (Kind.DATABASE, Kind.UNKNOWN):
+                    log.exception("upload %d: unexpected failure in the engine", uid)
+                else:
+                    log.error("upload %d could not be recorded: %s", uid, failure.reason)
+                self._fail_in_memory(uid, exc)
+
+    def _fail_in_memory(self, uid: int, exc: BaseException) -> None:
+        """The database refused even to record the failure (disk full, I/O error): show
+        the real cause anyway, so that nobody waits forever. The row stays as it was and
+        the next start resumes it."""
+        snap = self.uploads.get(uid)
+        if snap is None or snap.state in UploadState.FINISHED:
+            return
+        failure = describe(exc)
+        self._publish(
+            replace(snap, state=UploadState.FAILED, error=failure.reason, error_kind=failure.kind)
+        )
 
     async def _run_upload(self, uid: int) -> None:
         snap = self.uploads.get(uid)
@@ -306,27 +323,18 @@ class Engine:
             failure = describe(exc)
             state = UploadState.CANCELLED if failure.kind == Kind.CANCELLED else UploadState.FAILED
             if not isinstance(exc, UploadError):
-                log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=exc)
-            final = await self._record_failure(snap, failure.kind, failure.reason, state)
+                # a traceback only where the words cannot say it all
+                trace = exc if failure.kind in (Kind.DATABASE, Kind.UNKNOWN) else None
+                log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=trace)
+            final = await self._db(
+                self.library.fail_upload, uid, failure.kind, failure.reason, state
+            )
         finally:
             self._cancels.pop(uid, None)
             self._speed.pop(uid, None)
         if final.state == UploadState.UPLOADED and final.document_id is not None:
             final = await self._after_stored(final)
         self._publish(replace(final, started_at=self.uploads[uid].started_at))
-
-    async def _record_failure(
-        self, snap: UploadSnapshot, kind: str, reason: str, state: str
-    ) -> UploadSnapshot:
-        """Persist a failure; if even that fails, the row still says so in memory
-        (the database keeps it `uploading`, and the next open queues it again)."""
-        try:
-            return await self._db(self.library.fail_upload, snap.id, kind, reason, state)
-        except Exception as exc:
-            log.warning("cannot record the failure of %s: %s", snap.path, describe(exc).reason)
-            return replace(
-                self.uploads.get(snap.id, snap), state=state, error=reason, error_kind=kind
-            )
 
     async def _after_stored(self, snap: UploadSnapshot) -> UploadSnapshot:
         """Queue compression: secondary, so failing here never fails the upload."""

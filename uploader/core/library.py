@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -212,6 +213,9 @@ class Library:
                 lib._migrate(version)
                 if recover:
                     lib.recover()
+        except (OSError, sqlite3.Error, pw.PeeweeException) as exc:
+            lib.close()
+            raise _cannot_open(root, exc) from exc
         except BaseException:
             lib.close()
             raise
@@ -844,7 +848,11 @@ def _probe(path: Path) -> int:
     if not path.exists():
         return 0
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        # read-write when we may: after a crash the WAL must be recovered before the first
+        # read, which a read-only connection cannot do ("attempt to write a readonly
+        # database") although nothing is damaged; mode=rw still never creates the file
+        mode = "rw" if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK) else "ro"
+        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=5)
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version:
@@ -857,14 +865,38 @@ def _probe(path: Path) -> int:
     except sqlite3.DatabaseError as exc:
         if "locked" in str(exc):
             raise LibraryError(f"the library's database is busy: {exc}") from exc
+        code = getattr(exc, "sqlite_errorcode", None)
+        # only SQLITE_CORRUPT, SQLITE_NOTADB or a failed check mean damage; a full disk
+        # or an I/O error at open is not the file's fault
+        if code is not None and code & 0xFF not in (11, 26):
+            raise _cannot_open(path.parent, exc) from exc
         raise LibraryError(
             f"the library's database is damaged ({exc}); it was left as it is at {path}. "
             "Restore it from a backup or move it away to start a new library."
         ) from exc
 
 
+def _cannot_open(root: Path, exc: BaseException) -> LibraryError:
+    """Why a library could not be opened, in words; SQLite hides ENOSPC behind
+    'disk I/O error' when it cannot create its WAL index, so the free space decides."""
+    failure = describe(exc)
+    reason = failure.reason
+    if failure.kind == Kind.IO:
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(root).free < (1 << 20):
+                reason = "the disk is full"
+    return LibraryError(f"cannot open the library at {root}: {reason}")
+
+
 def _ensure_job(doc_id: int) -> None:
     if Job.select().where(Job.document == doc_id).exists():
+        return
+    # a compressed or skipped document is finished: queueing it again would mark it
+    # pending while its raw copy is gone, and the job could only fail
+    finished = (Document.id == doc_id) & Document.compression.in_(
+        [Compression.DONE, Compression.SKIPPED]
+    )
+    if Document.select().where(finished).exists():
         return
     Job.insert(document=doc_id, state="queued", priority=0, attempts=0, run_after=0.0).execute()
     Document.update(compression=Compression.PENDING).where(Document.id == doc_id).execute()

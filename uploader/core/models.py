@@ -77,6 +77,16 @@ class Document(Base):
     created_at = pw.FloatField(default=now)
 
 
+class PathField(pw.TextField):
+    """A file path: text, or its raw bytes (stored as a BLOB) when it is not UTF-8."""
+
+    def db_value(self, value: Any) -> Any:
+        return value if isinstance(value, bytes) else super().db_value(value)
+
+    def python_value(self, value: Any) -> Any:
+        return value if isinstance(value, bytes) else super().python_value(value)
+
+
 class Upload(Base):
     path = PathField()
     name = pw.TextField()
