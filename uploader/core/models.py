@@ -24,18 +24,6 @@ def rows(query: Any) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in query.tuples()]
 
 
-class PathField(pw.Field):
-    """A file path: TEXT, or a BLOB of the raw bytes when the name is not UTF-8."""
-
-    field_type = "TEXT"
-
-    def db_value(self, value: Any) -> Any:
-        return value
-
-    def python_value(self, value: Any) -> Any:
-        return value
-
-
 class Base(pw.Model):
     id = pw.AutoField()
 
