@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Tools for building and checking the .deb.
-tools=(dpkg-deb:dpkg readelf:binutils strip:binutils lintian:lintian
+tools=(dpkg-deb:dpkg readelf:binutils strip:binutils patchelf:patchelf lintian:lintian
        desktop-file-validate:desktop-file-utils appstreamcli:appstream)
 # Libraries the shipped Qt plugins link against (the xcb and wayland platforms): the build
 # resolves every library of the bundle to the package that provides it, so they must be here.
