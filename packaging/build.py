@@ -75,7 +75,7 @@ def check_metainfo(version: str) -> None:
 
 
 def build_bundle(work: Path) -> Path:
-    """The one-folder PyInstaller build; returns its folder."""
+    """The one-folder PyInstaller build (and Uploader.app on macOS); returns its folder."""
     env = {**os.environ, "UPLOADER_ICONS": str(work / "icons"), "QT_QPA_PLATFORM": "offscreen"}
     run(
         sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
@@ -84,8 +84,14 @@ def build_bundle(work: Path) -> Path:
         env=env,
     )  # fmt: skip
     bundle = work / "pyinstaller" / "uploader"
-    drop_foreign_runpaths(bundle)
-    out = run(bundle / "uploader", "--version", capture_output=True).stdout.strip()
+    program = bundle / "uploader"
+    if sys.platform == "win32":
+        program = bundle / "uploader.exe"
+    elif sys.platform == "darwin":
+        program = work / "pyinstaller" / "Uploader.app" / "Contents" / "MacOS" / "uploader"
+    else:
+        drop_foreign_runpaths(bundle)
+    out = run(program, "--version", capture_output=True).stdout.strip()
     if out != f"uploader {__version__}":
         raise BuildError(f"the bundle says {out!r}, expected 'uploader {__version__}'")
     return bundle
@@ -174,17 +180,12 @@ def depends(bundle: Path) -> tuple[list[str], dict[str, str], str]:
 # -- the .deb and the tarball ------------------------------------------------------
 
 
-def normalise_modes(folder: Path) -> None:
-    """0755 folders and programs, 0644 everything else (shared libraries too)."""
+def normalise_modes(folder: Path, programs: tuple[Path, ...]) -> None:
+    """0755 folders and the given programs, 0644 everything else (shared libraries too)."""
     for p in [folder, *folder.rglob("*")]:
         if p.is_symlink():
             continue
-        if p.is_dir():
-            p.chmod(0o755)
-        elif p.name == "uploader" and p.parent.name in ("uploader", "bin"):
-            p.chmod(0o755)
-        else:
-            p.chmod(0o644)
+        p.chmod(0o755 if p.is_dir() or p in programs else 0o644)
 
 
 def install_share(share: Path, icon_dir: Path) -> None:
@@ -220,7 +221,7 @@ def build_deb(bundle: Path, work: Path, dist: Path, deps: list[str]) -> Path:
     overrides = share / "lintian" / "overrides"
     overrides.mkdir(parents=True)
     shutil.copy2(ROOT / "packaging" / "debian" / "lintian-overrides", overrides / "uploader")
-    normalise_modes(root)
+    normalise_modes(root, (root / "opt" / "uploader" / "uploader",))
     size_kb = sum(p.lstat().st_size for p in root.rglob("*") if not p.is_dir()) // 1024 + 1
     control = root / "DEBIAN"
     control.mkdir()
@@ -245,7 +246,9 @@ def build_deb(bundle: Path, work: Path, dist: Path, deps: list[str]) -> Path:
     (control / "control").chmod(0o644)
     deb = dist / f"uploader_{__version__}_amd64.deb"
     threads = f"--threads-max={os.cpu_count() or 1}"
-    run("dpkg-deb", "--root-owner-group", "-Zxz", threads, "--build", root, deb, capture_output=True)
+    run(
+        "dpkg-deb", "--root-owner-group", "-Zxz", threads, "--build", root, deb, capture_output=True
+    )
     return deb
 
 
@@ -257,8 +260,7 @@ def build_tarball(bundle: Path, work: Path, dist: Path) -> Path:
     install_share(top / "share", work / "icons")
     shutil.copy2(ROOT / "packaging" / "linux" / "README.txt", top / "README.txt")
     shutil.copy2(ROOT / "packaging" / "linux" / "install-desktop.sh", top / "install-desktop.sh")
-    normalise_modes(top)
-    (top / "install-desktop.sh").chmod(0o755)
+    normalise_modes(top, (top / "uploader", top / "install-desktop.sh"))
 
     def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
@@ -284,9 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--dist", type=Path, default=ROOT / "dist", help="where the packages go")
     p.add_argument("--work", type=Path, default=ROOT / "build" / "package", help="scratch")
+    p.add_argument(
+        "--bundle-only",
+        action="store_true",
+        help="icons and the PyInstaller build only (Windows and macOS build their installers "
+        "from it; see packaging/README.md)",
+    )
     args = p.parse_args(argv)
-    if not sys.platform.startswith("linux"):
-        raise SystemExit("build.py builds the Linux packages; see packaging/README.md")
+    if not args.bundle_only and not sys.platform.startswith("linux"):
+        raise SystemExit("build.py builds the .deb on Linux only; use --bundle-only here")
     dist: Path = args.dist.resolve()
     work: Path = args.work.resolve()
     timings: dict[str, float] = {}
@@ -299,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         t = time.monotonic()
         bundle = build_bundle(work)
         timings["bundle"] = time.monotonic() - t
+        if args.bundle_only:
+            log(f"bundle {du(bundle) / 1e6:.1f} MB in {bundle} ({timings['bundle']:.0f} s)")
+            return 0
         t = time.monotonic()
         deps, sonames, glibc = depends(bundle)
         dist.mkdir(parents=True, exist_ok=True)

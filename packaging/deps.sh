@@ -5,7 +5,7 @@ set -euo pipefail
 
 # Tools for building and checking the .deb.
 tools=(dpkg-deb:dpkg readelf:binutils strip:binutils patchelf:patchelf lintian:lintian
-       desktop-file-validate:desktop-file-utils appstreamcli:appstream)
+       desktop-file-validate:desktop-file-utils appstreamcli:appstream shellcheck:shellcheck)
 # Libraries the shipped Qt plugins link against (the xcb and wayland platforms): the build
 # resolves every library of the bundle to the package that provides it, so they must be here.
 libs=(libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-randr0

@@ -200,9 +200,7 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def run(
-    checks: tuple[Check, ...] = CHECKS, *, keep: bool = False, out: TextIO = sys.stdout
-) -> int:
+def run(checks: tuple[Check, ...] = CHECKS, *, keep: bool = False, out: TextIO = sys.stdout) -> int:
     """Run the checks in a new temporary folder; 0 only if every one held."""
     root = Path(tempfile.mkdtemp(prefix="uploader-self-test-"))
     ctx = Context(root)
