@@ -200,6 +200,53 @@ def test_deb_control_fields(deb: Path, built: dict[str, Any]) -> None:
     assert scripts == []
 
 
+def _package_of(path: str) -> str:
+    for candidate in (path, os.path.realpath(path), path.removeprefix("/usr")):
+        r = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
+        if r.returncode == 0:
+            return r.stdout.split(":", 1)[0]
+    raise AssertionError(f"no package owns {path}")
+
+
+def _with_dependencies(packages: set[str]) -> set[str]:
+    """The packages and, recursively, what the installed ones depend on."""
+    seen, todo = set(), list(packages)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        r = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Depends},${Pre-Depends}", name],
+            capture_output=True,
+            text=True,
+        )
+        for alternative in r.stdout.split(","):
+            dep = alternative.split("|")[0].split("(")[0].split(":")[0].strip()
+            if dep:
+                todo.append(dep)
+    return seen
+
+
+def test_deb_depends_cover_what_ldd_finds_for_the_platform_plugins(deb: Path, bundle: Path) -> None:
+    """Checked independently of build.py: ldd resolves the plugins as the bootloader does
+    (bundle first), and every library from outside must come with a declared Depends."""
+    depends = {d.split("(")[0].strip() for d in control_fields(deb)["Depends"].split(",")}
+    covered = _with_dependencies(depends)
+    plugins = bundle / "_internal" / "PySide6" / "Qt" / "plugins"
+    env = {**os.environ, "LD_LIBRARY_PATH": str(bundle / "_internal")}
+    outside: dict[str, str] = {}
+    for plugin in sorted(plugins.glob("*/*.so")):
+        out = subprocess.run(["ldd", plugin], capture_output=True, text=True, env=env).stdout
+        assert "not found" not in out, f"{plugin.name}:\n{out}"
+        for path in re.findall(r"=> (/\S+) \(", out):
+            if not path.startswith(str(bundle)):
+                outside[path] = plugin.name
+    assert "libxcb.so.1" in " ".join(outside)  # the xcb platform was looked at
+    uncovered = {p: _package_of(p) for p in outside if _package_of(p) not in covered}
+    assert uncovered == {}
+
+
 def test_deb_contents(deb: Path) -> None:
     out = subprocess.run(["dpkg-deb", "--contents", deb], capture_output=True, text=True).stdout
     entries = {line.split()[-1] if " -> " not in line else line.split()[-3]: line
