@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def _tools_missing() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     missing = _tools_missing()
     if missing and not os.environ.get("CI"):
         pytest.skip(f"needs {', '.join(missing)}: `make package-test` installs them")
@@ -58,7 +59,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     summary: dict[str, Any] = json.loads((work / "work" / "summary.json").read_text())
     summary["work"] = work
-    return summary
+    yield summary
+    shutil.rmtree(work, ignore_errors=True)  # about 500 MB of bundle copies and packages
 
 
 @pytest.fixture(scope="session")
@@ -72,11 +74,12 @@ def deb(built: dict[str, Any]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def installed(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The .deb unpacked into a temporary root, as dpkg would install it."""
     root = tmp_path_factory.mktemp("root")
     subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def no_display() -> dict[str, str]:
@@ -316,3 +319,4 @@ def test_tarball_is_portable(built: dict[str, Any], tmp_path: Path) -> None:
         [tmp_path / TAR_NAME / "uploader", "--version"], capture_output=True, text=True
     )
     assert r.stdout.strip() == f"uploader {__version__}"
+    shutil.rmtree(tmp_path / TAR_NAME)
