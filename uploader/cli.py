@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", parents=[common, json_flag], help="check the library")
     doc.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
 
+    test = sub.add_parser(
+        "self-test", help="check this installation in a temporary library (exit 0 if all held)"
+    )
+    test.add_argument("--keep", action="store_true", help="keep the temporary folder")
+
     return p
 
 
@@ -365,6 +370,12 @@ def _cmd_doctor(args: argparse.Namespace, library: Path | None) -> int:
     return OK if report.ok else SOME_FAILED
 
 
+def _cmd_self_test(args: argparse.Namespace, library: Path | None) -> int:
+    from . import selftest
+
+    return selftest.run(keep=args.keep)
+
+
 _COMMANDS = {
     "add": _cmd_add,
     "status": _cmd_status,
@@ -373,4 +384,5 @@ _COMMANDS = {
     "compress": _cmd_compress,
     "export": _cmd_export,
     "doctor": _cmd_doctor,
+    "self-test": _cmd_self_test,
 }
