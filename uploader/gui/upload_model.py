@@ -1,0 +1,500 @@
+"""The table model over the engine's upload snapshots; it renders, it never decides.
+
+Snapshots arrive on the GUI thread as often as the engine publishes them; the model
+keeps the latest per id and flushes them on a timer: new rows in one insert, and
+`dataChanged` only for the cells whose text changed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QByteArray,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+
+from uploader.core.events import UploadSnapshot, format_size
+from uploader.core.library import display_name
+
+Index = QModelIndex | QPersistentModelIndex
+
+FLUSH_MS = 100
+# Above this size a running row shows its speed and the time left.
+LARGE = 8_000_000
+
+
+class Column(enum.IntEnum):
+    NAME = 0
+    SIZE = 1
+    PROGRESS = 2
+    STATUS = 3
+    COMPRESSION = 4
+    ACTIONS = 5
+
+
+HEADERS = {
+    Column.NAME: "Name",
+    Column.SIZE: "Size",
+    Column.PROGRESS: "Progress",
+    Column.STATUS: "Status",
+    Column.COMPRESSION: "Compression",
+    Column.ACTIONS: "",
+}
+
+
+class Role(enum.IntEnum):
+    SNAPSHOT = Qt.ItemDataRole.UserRole + 1
+    UPLOAD_ID = Qt.ItemDataRole.UserRole + 2
+    STATE = Qt.ItemDataRole.UserRole + 3
+    PROGRESS = Qt.ItemDataRole.UserRole + 4  # 0..1000, or -1 for no bar
+    COMPRESSION = Qt.ItemDataRole.UserRole + 5  # the badge's key (see BADGES)
+    ACTIONS = Qt.ItemDataRole.UserRole + 6  # tuple of Action values
+    ERROR = Qt.ItemDataRole.UserRole + 7
+    CATEGORY = Qt.ItemDataRole.UserRole + 8
+
+
+class Action(enum.StrEnum):
+    RETRY = "retry"
+    UPLOAD_ANYWAY = "upload_anyway"
+    CANCEL = "cancel"
+
+
+ACTION_LABELS = {
+    Action.RETRY: "Retry",
+    Action.UPLOAD_ANYWAY: "Upload anyway",
+    Action.CANCEL: "Cancel",
+}
+
+
+class Category(enum.StrEnum):
+    """The filters: every row is in ALL and in at most one other."""
+
+    ALL = "all"
+    ACTIVE = "active"
+    FAILED = "failed"
+    DONE = "done"
+
+
+# Compression states of the core, as the badge words them.
+BADGES = {
+    "not_queued": "not queued (will retry)",
+    "pending": "pending",
+    "running": "compressing",
+    "done": "compressed",
+    "skipped": "stored as is",
+    "failed": "compression failed (will retry)",
+}
+
+
+def category(snap: UploadSnapshot) -> Category | None:
+    if snap.state in ("queued", "uploading"):
+        return Category.ACTIVE
+    if snap.state == "failed":
+        return Category.FAILED
+    if snap.state == "uploaded":
+        return Category.DONE
+    return None  # cancelled: only under All
+
+
+def actions(snap: UploadSnapshot) -> tuple[Action, ...]:
+    if snap.state == "failed":
+        if snap.error_kind == "corrupt":
+            return (Action.RETRY, Action.UPLOAD_ANYWAY)
+        return (Action.RETRY,)
+    if snap.state == "cancelled":
+        return (Action.RETRY,)
+    if snap.state in ("queued", "uploading"):
+        return (Action.CANCEL,)
+    return ()
+
+
+def status_text(snap: UploadSnapshot) -> str:
+    match snap.state:
+        case "queued":
+            return "Queued"
+        case "uploading":
+            return f"Uploading {int(snap.fraction * 100)}%"
+        case "uploaded":
+            return "Already in library" if snap.duplicate else "Uploaded"
+        case "failed":
+            return f"Failed: {snap.error or 'unknown reason'}"
+        case "cancelled":
+            return "Cancelled"
+    return snap.state
+
+
+def badge_text(snap: UploadSnapshot) -> str:
+    if snap.compression is None:
+        return ""
+    text = BADGES.get(snap.compression, snap.compression)
+    saving = snap.saving
+    if saving is not None:
+        text = f"{text} −{max(0, round(saving * 100))}%"
+    return text
+
+
+def duration_text(seconds: float) -> str:
+    s = max(1, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def progress_text(snap: UploadSnapshot) -> str:
+    """What the bar says: the percentage, and for large files the speed and time left."""
+    if snap.state != "uploading":
+        return ""
+    text = f"{int(snap.fraction * 100)}%"
+    if snap.size and snap.size >= LARGE and snap.speed:
+        left = (snap.size - snap.done_bytes) / snap.speed
+        text += f" · {format_size(snap.speed)}/s · {duration_text(left)} left"
+    return text
+
+
+def progress_value(snap: UploadSnapshot) -> int:
+    if snap.state == "uploading":
+        return round(snap.fraction * 1000)
+    if snap.state == "uploaded":
+        return 1000
+    return -1
+
+
+def _cells(snap: UploadSnapshot) -> tuple[object, ...]:
+    """What each column shows: a change here is a dataChanged for that column."""
+    return (
+        display_name(snap.name),
+        snap.size,
+        (progress_value(snap), progress_text(snap)),
+        (status_text(snap), snap.error_kind),
+        badge_text(snap),
+        actions(snap),
+    )
+
+
+@dataclass
+class Summary:
+    """Counts derived from the rows; the filters and the status bar read these."""
+
+    counts: Counter[Category]
+    uploaded: int
+    failed: int
+    cancelled: int
+    active: int
+    waiting_compression: int
+    saved_bytes: int
+    total_bytes: int
+    done_bytes: int
+
+    def text(self) -> str:
+        parts = []
+        if self.active:
+            parts.append(f"{self.active} to upload")
+        parts.append(f"{self.uploaded} uploaded")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.cancelled:
+            parts.append(f"{self.cancelled} cancelled")
+        if self.waiting_compression:
+            parts.append(f"{self.waiting_compression} waiting for compression")
+        if self.saved_bytes > 0:
+            parts.append(f"{format_size(self.saved_bytes)} saved")
+        return " · ".join(parts)
+
+
+class UploadModel(QAbstractTableModel):
+    """One row per upload, in the order they were added."""
+
+    summary_changed = Signal()
+
+    def __init__(self, parent: QObject | None = None, flush_ms: int = FLUSH_MS) -> None:
+        super().__init__(parent)
+        self._ids: list[int] = []
+        self._rows: dict[int, int] = {}
+        self._snaps: dict[int, UploadSnapshot] = {}
+        self._shown: dict[int, tuple[object, ...]] = {}
+        self._pending: dict[int, UploadSnapshot] = {}
+        self._removed: set[int] = set()
+        self._summary = self._compute_summary()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(flush_ms)
+        self._timer.timeout.connect(self.flush)
+
+    # -- feeding --------------------------------------------------------------
+
+    def apply(self, snap: UploadSnapshot) -> None:
+        """Take the latest snapshot of an upload; shown at the next flush."""
+        if snap.id in self._removed:
+            return
+        self._pending[snap.id] = snap
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def reset(self, snaps: Iterable[UploadSnapshot]) -> None:
+        """Show exactly these uploads (after the engine was restarted)."""
+        self.beginResetModel()
+        self._pending.clear()
+        self._removed.clear()
+        ordered = sorted(snaps, key=lambda s: s.id)
+        self._ids = [s.id for s in ordered]
+        self._rows = {i: r for r, i in enumerate(self._ids)}
+        self._snaps = {s.id: s for s in ordered}
+        self._shown = {s.id: _cells(s) for s in ordered}
+        self.endResetModel()
+        self._update_summary()
+
+    def flush(self) -> None:
+        """Insert new rows in one go and emit dataChanged for changed cells only."""
+        self._timer.stop()
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        new = sorted(i for i in pending if i not in self._rows)
+        changed: list[tuple[int, int, int]] = []  # (row, first column, last column)
+        for uid, snap in pending.items():
+            row = self._rows.get(uid)
+            if row is None:
+                continue
+            self._snaps[uid] = snap
+            cells = _cells(snap)
+            old = self._shown[uid]
+            cols = [c for c in range(len(cells)) if cells[c] != old[c]]
+            self._shown[uid] = cells
+            if cols:
+                changed.append((row, cols[0], cols[-1]))
+        if new:
+            first = len(self._ids)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            for uid in new:
+                self._rows[uid] = len(self._ids)
+                self._ids.append(uid)
+                self._snaps[uid] = pending[uid]
+                self._shown[uid] = _cells(pending[uid])
+            self.endInsertRows()
+        for top, left, bottom, right in _ranges(changed):
+            self.dataChanged.emit(self.index(top, left), self.index(bottom, right))
+        self._update_summary()
+
+    def remove(self, ids: Iterable[int]) -> None:
+        """Take rows out of the list (the uploads stay in the library)."""
+        gone = {i for i in ids if i in self._rows or i in self._pending}
+        for uid in gone:
+            self._pending.pop(uid, None)
+        self._removed |= gone
+        rows = sorted((self._rows[i] for i in gone if i in self._rows), reverse=True)
+        for first, last in _spans(rows):
+            self.beginRemoveRows(QModelIndex(), first, last)
+            for uid in self._ids[first : last + 1]:
+                del self._snaps[uid]
+                del self._shown[uid]
+            del self._ids[first : last + 1]
+            self.endRemoveRows()
+        self._rows = {i: r for r, i in enumerate(self._ids)}
+        self._update_summary()
+
+    # -- reading --------------------------------------------------------------
+
+    def snapshot(self, row: int) -> UploadSnapshot:
+        return self._snaps[self._ids[row]]
+
+    def snapshots(self) -> list[UploadSnapshot]:
+        return [self._snaps[i] for i in self._ids]
+
+    def row_of(self, upload_id: int) -> int | None:
+        return self._rows.get(upload_id)
+
+    @property
+    def summary(self) -> Summary:
+        return self._summary
+
+    def _update_summary(self) -> None:
+        summary = self._compute_summary()
+        if summary != self._summary:
+            self._summary = summary
+            self.summary_changed.emit()
+
+    def _compute_summary(self) -> Summary:
+        counts: Counter[Category] = Counter()
+        states: Counter[str] = Counter()
+        docs: dict[int, UploadSnapshot] = {}
+        total = done = 0
+        for uid in self._ids:
+            snap = self._snaps[uid]
+            counts[Category.ALL] += 1
+            cat = category(snap)
+            if cat is not None:
+                counts[cat] += 1
+            states[snap.state] += 1
+            if snap.state in ("queued", "uploading"):
+                total += snap.size or 0
+                done += snap.done_bytes
+            if snap.document_id is not None:
+                docs[snap.document_id] = snap
+        waiting = sum(
+            1 for s in docs.values() if s.compression in ("not_queued", "pending", "running")
+        )
+        saved = sum(
+            (s.size or 0) - (s.stored_size or 0) for s in docs.values() if s.compression == "done"
+        )
+        return Summary(
+            counts=counts,
+            uploaded=states["uploaded"],
+            failed=states["failed"],
+            cancelled=states["cancelled"],
+            active=states["queued"] + states["uploading"],
+            waiting_compression=waiting,
+            saved_bytes=saved,
+            total_bytes=total,
+            done_bytes=done,
+        )
+
+    # -- Qt -------------------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._ids)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(Column)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
+        horizontal = orientation == Qt.Orientation.Horizontal
+        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(Column):
+            return HEADERS[Column(section)]
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or index.parent().isValid():
+            return None
+        row, col = index.row(), index.column()
+        if not (0 <= row < len(self._ids)) or not (0 <= col < len(Column)):
+            return None
+        snap = self._snaps[self._ids[row]]
+        column = Column(col)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(snap, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column == Column.NAME:
+                return snap.path
+            if column == Column.STATUS and snap.error:
+                return snap.error
+            if column == Column.COMPRESSION:
+                return badge_text(snap) or None
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == Column.SIZE:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return self._display(snap, column) or (
+                ", ".join(ACTION_LABELS[a] for a in actions(snap))
+                if column == Column.ACTIONS
+                else ""
+            )
+        return self._custom(snap, role)
+
+    def _display(self, snap: UploadSnapshot, column: Column) -> str | None:
+        match column:
+            case Column.NAME:
+                return display_name(snap.name)
+            case Column.SIZE:
+                return "" if snap.size is None else format_size(snap.size)
+            case Column.PROGRESS:
+                return progress_text(snap)
+            case Column.STATUS:
+                return status_text(snap)
+            case Column.COMPRESSION:
+                return badge_text(snap)
+        return None
+
+    def _custom(self, snap: UploadSnapshot, role: int) -> object:
+        match role:
+            case Role.SNAPSHOT:
+                return snap
+            case Role.UPLOAD_ID:
+                return snap.id
+            case Role.STATE:
+                return snap.state
+            case Role.PROGRESS:
+                return progress_value(snap)
+            case Role.COMPRESSION:
+                return snap.compression
+            case Role.ACTIONS:
+                return actions(snap)
+            case Role.ERROR:
+                return snap.error
+            case Role.CATEGORY:
+                cat = category(snap)
+                return None if cat is None else cat.value
+        return None
+
+    def roleNames(self) -> dict[int, QByteArray]:
+        names = dict(super().roleNames())
+        for role in Role:
+            names[int(role)] = QByteArray(role.name.lower().encode())
+        return names
+
+
+class FilterModel(QSortFilterProxyModel):
+    """The rows of one category (All, Active, Failed, Done)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._category = Category.ALL
+        self.setFilterRole(Role.CATEGORY)
+
+    @property
+    def category(self) -> Category:
+        return self._category
+
+    def set_category(self, cat: Category) -> None:
+        if cat != self._category:
+            self.beginFilterChange()
+            self._category = cat
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        if self._category == Category.ALL:
+            return True
+        index = self.sourceModel().index(source_row, 0, source_parent)
+        return bool(index.data(Role.CATEGORY) == self._category.value)
+
+
+def _spans(rows_desc: Sequence[int]) -> list[tuple[int, int]]:
+    """Contiguous (first, last) spans of rows given in descending order, last span first."""
+    spans: list[tuple[int, int]] = []
+    for row in rows_desc:
+        if spans and spans[-1][0] == row + 1:
+            spans[-1] = (row, spans[-1][1])
+        else:
+            spans.append((row, row))
+    return spans
+
+
+def _ranges(cells: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Merge per-row column ranges into rectangles of neighbouring rows with the same columns."""
+    out: list[tuple[int, int, int, int]] = []
+    for row, left, right in sorted(cells):
+        if out and out[-1][2] == row - 1 and out[-1][1] == left and out[-1][3] == right:
+            top, _, _, _ = out[-1]
+            out[-1] = (top, left, row, right)
+        else:
+            out.append((row, left, row, right))
+    return out
