@@ -213,7 +213,14 @@ class MainWindow(QMainWindow):
     settings_changed = Signal(object)  # Prefs
     close_confirmed = Signal()
 
-    def __init__(self, engine: Engine, prefs: Prefs, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        prefs: Prefs,
+        parent: QWidget | None = None,
+        *,
+        adding_delay_ms: int = ADDING_DELAY_MS,
+    ) -> None:
         super().__init__(parent)
         self.engine = engine
         self.prefs = prefs
@@ -229,7 +236,7 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle("Uploader")
         self.setAcceptDrops(True)
-        self.resize(980, 600)
+        self.resize(1100, 620)
         self.model = UploadModel(self)
         self.proxy = FilterModel(self)
         self.proxy.setSourceModel(self.model)
@@ -241,7 +248,7 @@ class MainWindow(QMainWindow):
         self.model.modelReset.connect(self._on_rows_changed)
         self._adding_timer = QTimer(self)
         self._adding_timer.setSingleShot(True)
-        self._adding_timer.setInterval(ADDING_DELAY_MS)
+        self._adding_timer.setInterval(adding_delay_ms)
         self._adding_timer.timeout.connect(self._on_adding_due)
         self.attach(engine)
 
@@ -337,10 +344,10 @@ class MainWindow(QMainWindow):
         hh.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
         fm = self.fontMetrics()
         widths = {
-            Column.SIZE: fm.horizontalAdvance("999.9 MB") + 24,
-            Column.PROGRESS: fm.horizontalAdvance("100% · 999 MB/s · 59 min 59 s left") + 16,
-            Column.STATUS: fm.horizontalAdvance("Failed: the file vanished") + 24,
-            Column.COMPRESSION: fm.horizontalAdvance("compression failed (will retry)") + 32,
+            Column.SIZE: fm.horizontalAdvance("999.9 MB") + 20,
+            Column.PROGRESS: fm.horizontalAdvance("99% · 999 MB/s · 59 min left") + 12,
+            Column.STATUS: fm.horizontalAdvance("Failed: the disk quota is exhausted") + 16,
+            Column.COMPRESSION: fm.horizontalAdvance("compression failed (will retry)") + 28,
         }
         for column, width in widths.items():
             hh.resizeSection(column, width)
@@ -472,6 +479,10 @@ class MainWindow(QMainWindow):
         found = sum(self._expanding.values())
         noun = "file" if found == 1 else "files"
         self.adding_label.setText(f"Adding {found:,} {noun}…")
+
+    def set_adding_delay(self, ms: int) -> None:
+        """How long listing may take before "Adding N files…" shows."""
+        self._adding_timer.setInterval(ms)
 
     def _on_adding_due(self) -> None:
         if self._expanding:

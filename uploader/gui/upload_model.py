@@ -140,7 +140,7 @@ def badge_text(snap: UploadSnapshot) -> str:
     text = BADGES.get(snap.compression, snap.compression)
     saving = snap.saving
     if saving is not None:
-        text = f"{text} −{max(0, round(saving * 100))}%"
+        text = f"{text} −{max(0, int(saving * 100))}%"  # never rounds up to −100%
     return text
 
 
@@ -165,10 +165,9 @@ def progress_text(snap: UploadSnapshot) -> str:
 
 
 def progress_value(snap: UploadSnapshot) -> int:
+    """The bar's value in tenths of a percent; -1 for rows without a bar (not running)."""
     if snap.state == "uploading":
         return round(snap.fraction * 1000)
-    if snap.state == "uploaded":
-        return 1000
     return -1
 
 
