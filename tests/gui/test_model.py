@@ -142,6 +142,6 @@ def test_summary_counts_documents_once() -> None:
     assert s.counts[Category.DONE] == 3
     assert s.waiting_compression == 1
     assert (
-        s.text()
-        == "2 to upload · 3 uploaded · 1 failed · 1 cancelled · 1 waiting for compression · 620 B saved"
+        s.text() == "2 to upload · 3 uploaded · 1 failed · 1 cancelled · "
+        "1 waiting for compression · 620 B saved"
     )

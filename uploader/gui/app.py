@@ -195,8 +195,11 @@ class Session(QObject):
     async def apply(self, prefs: Prefs) -> None:
         """Save the settings and restart the engine with them (and the library, if moved)."""
         old_root = self.library.root
+        # only a changed folder setting moves the session (not a --library it was opened with)
         new_root = resolve_root(None, prefs)
-        moved = os.path.realpath(new_root) != os.path.realpath(old_root)
+        moved = prefs.library != self.prefs.library and os.path.realpath(
+            new_root
+        ) != os.path.realpath(old_root)
         await self.window.idle()
         self.window.detach()
         await self.engine.close()

@@ -1,0 +1,370 @@
+"""The window over a real engine: drops, row buttons, filters, badges, closing, handing over."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Run, Until, drop, files
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMessageBox
+
+from uploader.core.events import UploadSnapshot
+from uploader.gui.app import Session
+from uploader.gui.upload_model import Category, Column
+
+ROOT = Path(__file__).resolve().parents[2]
+Open = Callable[..., Session]
+
+
+def text(n: int, seed: int = 0) -> bytes:
+    line = f"line {seed} of a document that compresses well\n".encode()
+    return (line * (n // len(line) + 1))[:n]
+
+
+def by_name(session: Session) -> dict[str, UploadSnapshot]:
+    return {s.name: s for s in session.window.model.snapshots()}
+
+
+def settled(session: Session, n: int) -> bool:
+    snaps = session.window.model.snapshots()
+    return len(snaps) == n and all(s.state in ("uploaded", "failed", "cancelled") for s in snaps)
+
+
+def click_button(session: Session, name: str, label: str) -> None:
+    """A real mouse click at the row's button, in the view's viewport."""
+    w = session.window
+    row = w.proxy.mapFromSource(w.model.index(w.model.row_of(by_name(session)[name].id), 0)).row()
+    index = w.proxy.index(row, Column.ACTIONS)
+    w.view.scrollTo(index)
+    rect = w.view.visualRect(index)
+    labels = [
+        {"retry": "Retry", "upload_anyway": "Upload anyway", "cancel": "Cancel"}[a]
+        for a in index.data(0x0100 + 6)
+    ]
+    buttons = w.actions_delegate.button_rects(rect, index, w.view.fontMetrics())
+    target = buttons[labels.index(label)]
+    vp = w.view.viewport()
+    QTest.mouseMove(vp, target.center())
+    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, target.center())
+
+
+def test_empty_state_invites_a_drop(open_session: Open, lib_dir: Path) -> None:
+    w = open_session(lib_dir).window
+    assert w.stack.currentWidget() is w.empty
+    assert w.empty.title.text() == "Drop files or folders here"
+    assert w.empty.add_files.text() == "Add files…"
+    assert w.empty.add_folder.text() == "Add folder…"
+    assert w.summary_label.text() == ""
+
+
+def test_drop_files_folder_unreadable_and_corrupt(
+    open_session: Open, lib_dir: Path, src: Path, tmp_path: Path, until: Until
+) -> None:
+    (src / "a.txt").write_bytes(text(50_000, 1))
+    (src / "b.txt").write_bytes(text(70_000, 2))
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "c.txt").write_bytes(text(30_000, 3))
+    (folder / "sub" / "d.txt").write_bytes(text(40_000, 4))
+    os.mkfifo(src / "pipe")
+    (src / "broken.pdf").write_bytes(b"%PDF-1.4\n" + text(20_000, 5))  # no %%EOF
+    s = open_session(lib_dir)
+    w = s.window
+    # onto the empty state, then onto the list's viewport: both are "the window"
+    assert drop(w.empty, files(src / "a.txt", src / "b.txt")).isAccepted()
+    until(lambda: w.model.rowCount() == 2)
+    assert w.stack.currentWidget() is w.view
+    event = drop(w.view.viewport(), files(folder, src / "pipe", src / "broken.pdf"))
+    assert event.isAccepted()
+    until(lambda: settled(s, 6), what="all six rows final")
+    rows = by_name(s)
+    assert set(rows) == {"a.txt", "b.txt", "c.txt", "d.txt", "pipe", "broken.pdf"}
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
+        assert rows[name].state == "uploaded"
+    status = {n: w.model.index(w.model.row_of(r.id), Column.STATUS).data() for n, r in rows.items()}
+    assert status["a.txt"] == "Uploaded"
+    assert status["pipe"].startswith("Failed: ")
+    assert (
+        "not a regular file" in status["pipe"]
+        or "FIFO" in status["pipe"]
+        or "pipe" in status["pipe"]
+    )
+    assert status["broken.pdf"] == "Failed: corrupted (truncated PDF: no %%EOF marker)"
+    # the corrupt one also offers "Upload anyway"
+    index = w.model.index(w.model.row_of(rows["broken.pdf"].id), Column.ACTIONS)
+    assert index.data(0x0100 + 6) == ("retry", "upload_anyway")
+
+
+def test_unreadable_file_shows_permission_denied(
+    open_session: Open, lib_dir: Path, src: Path, until: Until
+) -> None:
+    """Root reads everything; a child without the capabilities cannot, so it fails."""
+    if subprocess.run(["capsh", "--has-p=cap_dac_override"], capture_output=True).returncode:
+        pytest.skip("needs capsh and CAP_DAC_OVERRIDE to drop")
+    secret = src / "secret.txt"
+    secret.write_bytes(b"top secret")
+    secret.chmod(0)
+    lib_dir.mkdir()
+    script = (
+        "import sys; from uploader.cli import main; "
+        "sys.exit(main(['add', '--library', sys.argv[1], sys.argv[2]]))"
+    )
+    proc = subprocess.run(
+        [
+            "capsh",
+            "--drop=cap_dac_override,cap_dac_read_search",
+            "--",
+            "-c",
+            f'exec "{sys.executable}" -c "{script}" "{lib_dir}" "{secret}"',
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    s = open_session(lib_dir)
+    until(lambda: settled(s, 1))
+    row = by_name(s)["secret.txt"]
+    assert row.state == "failed"
+    assert s.window.model.index(0, Column.STATUS).data() == "Failed: permission denied"
+
+
+def test_non_local_urls_are_refused_with_a_message(
+    open_session: Open, lib_dir: Path, src: Path, until: Until
+) -> None:
+    (src / "a.txt").write_bytes(b"local")
+    w = open_session(lib_dir).window
+    event = drop(w.empty, [QUrl("https://example.com/report.pdf")])
+    assert not event.isAccepted()
+    assert w.banner.isVisible()
+    assert "Only files on this computer can be added" in w.banner.label.text()
+    assert "https://example.com/report.pdf" in w.banner.label.text()
+    assert w.model.rowCount() == 0
+    # a mix: the local file is added, the remote one named
+    drop(w.empty, [QUrl("ftp://host/x.txt"), *files(src / "a.txt")])
+    until(lambda: w.model.rowCount() == 1)
+    assert "ftp://host/x.txt" in w.banner.label.text()
+
+
+def test_retry_button_retries_only_that_row_and_retry_all(
+    open_session: Open, lib_dir: Path, src: Path, until: Until
+) -> None:
+    for name in ("one.pdf", "two.pdf", "three.pdf"):
+        (src / name).write_bytes(b"%PDF-1.4\n" + text(5000, len(name)))
+    s = open_session(lib_dir)
+    w = s.window
+    drop(w.empty, files(*sorted(src.iterdir())))
+    until(lambda: settled(s, 3))
+    assert {r.state for r in by_name(s).values()} == {"failed"}
+    assert w.retry_all.text() == "Retry all failed (3)"
+    for name in ("one.pdf", "two.pdf", "three.pdf"):
+        with open(src / name, "ab") as f:
+            f.write(b"\n%%EOF\n")  # repaired at the source
+    click_button(s, "two.pdf", "Retry")
+    until(lambda: by_name(s)["two.pdf"].state == "uploaded", what="two.pdf retried")
+    rows = by_name(s)
+    assert rows["one.pdf"].state == rows["three.pdf"].state == "failed"
+    assert rows["one.pdf"].attempts == rows["three.pdf"].attempts == 1
+    assert rows["two.pdf"].attempts == 2
+    until(lambda: w.retry_all.text() == "Retry all failed (2)")
+    QTest.mouseClick(w.retry_all, Qt.MouseButton.LeftButton)
+    until(lambda: all(r.state == "uploaded" for r in by_name(s).values()), what="all retried")
+    assert not w.retry_all.isEnabled()
+
+
+def test_upload_anyway_stores_a_corrupt_document(
+    open_session: Open, lib_dir: Path, src: Path, until: Until
+) -> None:
+    (src / "broken.pdf").write_bytes(b"%PDF-1.4\n" + text(5000))
+    s = open_session(lib_dir)
+    drop(s.window.empty, files(src / "broken.pdf"))
+    until(lambda: settled(s, 1))
+    click_button(s, "broken.pdf", "Upload anyway")
+    until(lambda: by_name(s)["broken.pdf"].state == "uploaded")
+    assert by_name(s)["broken.pdf"].accept_corrupt
+
+
+def test_badge_moves_from_pending_to_compressed_or_stored_as_is(
+    open_session: Open, lib_dir: Path, src: Path, until: Until
+) -> None:
+    (src / "notes.txt").write_bytes(text(400_000))
+    (src / "noise.bin").write_bytes(random.Random(1).randbytes(400_000))
+    s = open_session(lib_dir, compress=False)
+    w = s.window
+    drop(w.empty, files(src / "notes.txt", src / "noise.bin"))
+    until(lambda: settled(s, 2))
+
+    def badge(name: str) -> str:
+        return str(w.model.index(w.model.row_of(by_name(s)[name].id), Column.COMPRESSION).data())
+
+    assert badge("notes.txt") == badge("noise.bin") == "pending"
+    assert "2 waiting for compression" in w.summary_label.text()
+    # the settings are applied by restarting the engine, which now compresses
+    s.window.settings_changed.emit(s.prefs)
+    until(
+        lambda: (
+            badge("notes.txt").startswith("compressed −") and badge("noise.bin") == "stored as is"
+        )
+    )
+    saving = int(badge("notes.txt").removeprefix("compressed −").removesuffix("%"))
+    assert 50 < saving < 100
+    assert "waiting for compression" not in w.summary_label.text()
+    assert "saved" in w.summary_label.text()
+
+
+def test_filter_counts_and_status_bar_agree_with_rows(
+    open_session: Open, lib_dir: Path, src: Path, until: Until
+) -> None:
+    for i in range(4):
+        (src / f"ok{i}.txt").write_bytes(text(3000 + i, i))
+    (src / "bad.pdf").write_bytes(b"%PDF-1.4\nno end")
+    os.mkfifo(src / "pipe")
+    s = open_session(lib_dir)
+    w = s.window
+    drop(w.empty, files(src))
+    until(lambda: settled(s, 6))
+    snaps = w.model.snapshots()
+    expect = {
+        Category.ALL: len(snaps),
+        Category.ACTIVE: 0,
+        Category.FAILED: sum(x.state == "failed" for x in snaps),
+        Category.DONE: sum(x.state == "uploaded" for x in snaps),
+    }
+    assert expect[Category.FAILED] == 2
+    assert expect[Category.DONE] == 4
+    until(lambda: w.filter_buttons[Category.DONE].text() == "Done (4)")
+    for cat, n in expect.items():
+        button = w.filter_buttons[cat]
+        assert button.text().endswith(f"({n})")
+        QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert w.proxy.rowCount() == n
+    assert w.summary_label.text().startswith("4 uploaded · 2 failed")
+    # Clear finished takes the done rows off the list (they stay in the library)
+    QTest.mouseClick(w.filter_buttons[Category.ALL], Qt.MouseButton.LeftButton)
+    QTest.mouseClick(w.clear_finished, Qt.MouseButton.LeftButton)
+    until(lambda: w.model.rowCount() == 2)
+    assert w.filter_buttons[Category.DONE].text() == "Done (0)"
+    assert "stay in the library" in w.banner.label.text()
+    assert s.library.stats()["documents"] == 4
+
+
+def test_second_launch_hands_its_files_to_the_first_window(
+    open_session: Open, lib_dir: Path, src: Path, tmp_path: Path, until: Until
+) -> None:
+    (src / "handed.txt").write_bytes(text(10_000))
+    s = open_session(lib_dir, listen=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "QT_QPA_PLATFORM": "offscreen",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uploader", "--library", str(lib_dir), "handed.txt"],
+        cwd=src,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        until(lambda: proc.poll() is not None, timeout=120, what="the second launch to exit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    until(lambda: settled(s, 1))
+    row = by_name(s)["handed.txt"]
+    assert row.path == str(src / "handed.txt")
+    assert row.state == "uploaded"
+
+
+def test_closing_during_uploads_asks_and_they_resume_next_time(
+    open_session: Open,
+    lib_dir: Path,
+    src: Path,
+    until: Until,
+    run: Run,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for i in range(6):
+        (src / f"f{i}.txt").write_bytes(text(200_000, i))
+    # the first upload blocks in its copy until the engine closes: the rest stay queued
+    import uploader.core.engine as engine_module
+
+    real_copy_in = engine_module.copy_in
+    started: list[str] = []
+
+    def slow_copy_in(store: object, path: Path, **kw: Any) -> object:
+        started.append(path.name)
+        while not kw["cancelled"]():
+            time.sleep(0.01)
+        return real_copy_in(store, path, **kw)
+
+    monkeypatch.setattr(engine_module, "copy_in", slow_copy_in)
+    s = open_session(lib_dir, jobs=1)
+    w = s.window
+    closed: list[bool] = []
+    w.close_confirmed.connect(lambda: closed.append(True))
+    drop(w.empty, files(src))
+    until(lambda: bool(started) and w.model.summary.active == 6, what="the first upload")
+    w.close()
+    assert not closed
+    assert w.isVisible()
+    box = w.confirm_box
+    assert box is not None
+    assert "resume next time" in box.informativeText()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert not closed
+    assert w.isVisible()
+    w.close()
+    assert w.confirm_box is not None
+    w.confirm_box.button(QMessageBox.StandardButton.Close).click()
+    assert closed == [True]
+    run(s.close())
+    # the interrupted one is still marked as running: the next open puts it back in the queue
+    assert sorted(r[0] for r in _states(lib_dir)) == ["queued"] * 5 + ["uploading"]
+    monkeypatch.setattr(engine_module, "copy_in", real_copy_in)
+    again = open_session(lib_dir)
+    assert again.window.model.rowCount() == 6  # the recent rows are shown again
+    until(lambda: settled(again, 6), what="the interrupted uploads to resume")
+    assert {r.state for r in again.window.model.snapshots()} == {"uploaded"}
+    assert again.library.stats()["documents"] == 6
+
+
+def _states(lib_dir: Path) -> list[tuple[str]]:
+    import sqlite3
+
+    with sqlite3.connect(lib_dir / "library.db") as db:
+        return list(db.execute("SELECT state FROM upload"))
+
+
+def test_cancel_adding_stops_listing_a_big_folder(
+    open_session: Open, lib_dir: Path, tmp_path: Path, until: Until
+) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(5000):
+        (big / f"{i:05}.txt").write_bytes(b"x%d" % i)
+    s = open_session(lib_dir)
+    w = s.window
+    w.set_adding_delay(0)
+    drop(w.empty, files(big))
+    until(lambda: w.adding.isVisible(), what="the adding indicator")
+    assert w.adding_label.text().startswith("Adding ")
+    QTest.mouseClick(w.adding_cancel, Qt.MouseButton.LeftButton)
+    until(lambda: not w.adding.isVisible(), what="adding to stop")
+    until(lambda: not s.engine._adding, what="listing to end")
+    listed = w.model.rowCount()
+    assert listed < 5000  # the listing stopped early (maybe before its first batch)
+    assert s.library.stats()["queued"] + s.library.stats()["uploaded"] <= listed
