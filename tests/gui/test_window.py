@@ -8,17 +8,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Run, Until, drop, files
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QSettings, Qt, QUrl
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from uploader.core.events import UploadSnapshot
 from uploader.gui.app import Session
+from uploader.gui.prefs import Prefs
 from uploader.gui.upload_model import Category, Column
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -368,3 +370,40 @@ def test_cancel_adding_stops_listing_a_big_folder(
     listed = w.model.rowCount()
     assert listed < 5000  # the listing stopped early (maybe before its first batch)
     assert s.library.stats()["queued"] + s.library.stats()["uploaded"] <= listed
+
+
+def test_new_settings_restart_the_engine_and_interrupted_uploads_continue(
+    open_session: Open,
+    lib_dir: Path,
+    src: Path,
+    tmp_path: Path,
+    until: Until,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uploader.core.engine as engine_module
+
+    real_copy_in = engine_module.copy_in
+    gate: list[str] = []
+
+    def held_copy_in(store: object, path: Path, **kw: Any) -> object:
+        gate.append(path.name)
+        while not kw["cancelled"]():  # held until the engine stops for the restart
+            time.sleep(0.01)
+        return real_copy_in(store, path, **kw)
+
+    for i in range(3):
+        (src / f"f{i}.txt").write_bytes(text(10_000, i))
+    monkeypatch.setattr(engine_module, "copy_in", held_copy_in)
+    s = open_session(lib_dir, jobs=1)
+    drop(s.window.empty, files(src))
+    until(lambda: bool(gate) and s.window.model.summary.active == 3)
+    monkeypatch.setattr(engine_module, "copy_in", real_copy_in)
+    new = replace(s.prefs, jobs=3, level=9, check_corrupt=False)
+    s.window.settings_changed.emit(new)
+    until(lambda: settled(s, 3), what="the uploads to continue after the restart")
+    assert {r.state for r in s.window.model.snapshots()} == {"uploaded"}
+    assert s.engine.settings.jobs == 3
+    assert s.engine.settings.level == 9
+    assert not s.engine.settings.check_corrupt
+    saved = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    assert Prefs.load(saved) == new

@@ -40,7 +40,7 @@ BUTTON_MARGIN = 3
 
 
 class ProgressDelegate(QStyledItemDelegate):
-    """A progress bar while uploading; nothing for rows that have no progress to show."""
+    """While uploading: the bytes, speed and time left, over a thin progress bar."""
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         value = index.data(Role.PROGRESS)
@@ -50,14 +50,30 @@ class ProgressDelegate(QStyledItemDelegate):
         self._background(painter, option, index)
         widget = option.widget  # type: ignore[attr-defined]
         style = widget.style() if widget is not None else QApplication.style()
+        rect: QRect = option.rect.adjusted(4, 3, -6, -4)  # type: ignore[attr-defined]
+        fm: QFontMetrics = option.fontMetrics  # type: ignore[attr-defined]
+        bar_height = max(6, fm.height() // 3)
+        text_rect = QRect(rect.left(), rect.top(), rect.width(), rect.height() - bar_height - 2)
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)  # type: ignore[attr-defined]
+        painter.save()
+        palette: QPalette = option.palette  # type: ignore[attr-defined]
+        painter.setPen(
+            palette.color(
+                QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+            )
+        )
+        shown = fm.elidedText(text, Qt.TextElideMode.ElideRight, text_rect.width())
+        painter.drawText(
+            text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, shown
+        )
+        painter.restore()
         bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(4, 5, -4, -5)  # type: ignore[attr-defined]
+        bar.rect = QRect(rect.left(), rect.bottom() - bar_height + 1, rect.width(), bar_height)
         bar.minimum, bar.maximum, bar.progress = 0, 1000, value
-        bar.text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
-        bar.textVisible = bool(bar.text)
-        bar.textAlignment = Qt.AlignmentFlag.AlignCenter
-        bar.palette = option.palette  # type: ignore[attr-defined]
-        bar.fontMetrics = option.fontMetrics  # type: ignore[attr-defined]
+        bar.textVisible = False
+        bar.palette = palette
+        bar.fontMetrics = fm
         # Qt 6 needs the horizontal flag or the bar is painted vertically
         bar.state = option.state | QStyle.StateFlag.State_Horizontal  # type: ignore[attr-defined]
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)

@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle("Uploader")
         self.setAcceptDrops(True)
-        self.resize(1100, 620)
+        self.resize(1240, 640)
         self.model = UploadModel(self)
         self.proxy = FilterModel(self)
         self.proxy.setSourceModel(self.model)
@@ -345,9 +345,9 @@ class MainWindow(QMainWindow):
         fm = self.fontMetrics()
         widths = {
             Column.SIZE: fm.horizontalAdvance("999.9 MB") + 20,
-            Column.PROGRESS: fm.horizontalAdvance("99% · 999 MB/s · 59 min left") + 12,
-            Column.STATUS: fm.horizontalAdvance("Failed: the disk quota is exhausted") + 16,
-            Column.COMPRESSION: fm.horizontalAdvance("compression failed (will retry)") + 28,
+            Column.PROGRESS: fm.horizontalAdvance("999 MB of 999 MB · 99.9 MB/s · 59 s left") + 14,
+            Column.STATUS: fm.horizontalAdvance("Failed: corrupted (truncated PDF: no %%EOF") + 16,
+            Column.COMPRESSION: fm.horizontalAdvance("compressed −100%") + 40,
         }
         for column, width in widths.items():
             hh.resizeSection(column, width)

@@ -154,11 +154,13 @@ def duration_text(seconds: float) -> str:
 
 
 def progress_text(snap: UploadSnapshot) -> str:
-    """What the bar says: the percentage, and for large files the speed and time left."""
+    """What the bar says: bytes done, and for large files the speed and time left."""
     if snap.state != "uploading":
         return ""
-    text = f"{int(snap.fraction * 100)}%"
-    if snap.size and snap.size >= LARGE and snap.speed:
+    if not snap.size:
+        return format_size(snap.done_bytes)
+    text = f"{format_size(snap.done_bytes)} of {format_size(snap.size)}"
+    if snap.size >= LARGE and snap.speed:
         left = (snap.size - snap.done_bytes) / snap.speed
         text += f" · {format_size(snap.speed)}/s · {duration_text(left)} left"
     return text
