@@ -14,12 +14,14 @@ import qasync
 from PySide6.QtCore import QSettings
 
 import uploader.core.engine as engine_module
+from uploader.core.engine import Engine, Settings
 from uploader.core.library import Library
-from uploader.gui.app import Session, make_app
+from uploader.gui.app import Session, dark_palette, make_app
 from uploader.gui.prefs import Prefs
 
 OUT = Path(__file__).resolve().parent
 real_copy_in = engine_module.copy_in
+SUFFIX = [""]
 
 
 def slow_copy_in(store: Any, path: Path, **kw: Any) -> Any:
@@ -57,26 +59,21 @@ async def main(tmp: Path) -> None:
     session = Session(lib, Prefs(jobs=2), qs, listen=False)
     await session.start([])
     w = session.window
-    w.resize(1180, 560)
+    w.resize(1240, 560)
     w.show()
     await asyncio.sleep(0.5)
-    w.grab().save(str(OUT / "empty.png"))
-    # compression paused for the shot, so that some badges still say "pending"
-    session.engine.settings.compress = False
-    engine_module.copy_in = slow_copy_in
+    w.grab().save(str(OUT / f"empty{SUFFIX[0]}.png"))
+    # first some documents stored and compressed ...
     w.add_paths([str(src / "Invoices 2026")])
+    await w.idle()
     await session.engine.wait_uploads(list(session.engine.uploads))
-    await session.engine.close()
-    session.engine = type(session.engine)(lib, Prefs(jobs=2).engine_settings())
-    await session.engine.start(resume=True, history=100)
-    w.attach(session.engine)
     await session.engine.drain_compression()
-    session.engine.settings.compress = False
+    # ... then compression paused for the shot, so that some badges still say "pending"
     await session.engine.close()
-    session.engine = type(session.engine)(lib, Prefs(jobs=2).engine_settings())
-    session.engine.settings.compress = False
+    session.engine = Engine(lib, Settings(jobs=2, compress=False))
     await session.engine.start(resume=True, history=100)
     w.attach(session.engine)
+    engine_module.copy_in = slow_copy_in
     names = [
         "Annual report.pdf",
         "Budget 2027.xlsx",
@@ -87,21 +84,23 @@ async def main(tmp: Path) -> None:
         "Site backup.tar",
     ]
     w.add_paths([str(src / n) for n in names])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        snaps = {s.name: s for s in w.model.snapshots()}
-        big = snaps.get("Site backup.tar")
+        big = {s.name: s for s in w.model.snapshots()}.get("Site backup.tar")
         if big is not None and big.state == "uploading" and big.fraction > 0.3:
             break
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.3)
-    w.grab().save(str(OUT / "mixed.png"))
-    w._close_ok = True
+    w.grab().save(str(OUT / f"mixed{SUFFIX[0]}.png"))
+    await session.engine.cancel([s.id for s in w.model.snapshots() if s.state == "uploading"])
     await session.close()
 
 
 if __name__ == "__main__":
     app = make_app()
+    if "--dark" in sys.argv:  # what a system in dark mode gets
+        app.setPalette(dark_palette())
+        SUFFIX[0] = "-dark"
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with tempfile.TemporaryDirectory() as tmp:
