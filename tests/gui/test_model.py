@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -145,3 +146,79 @@ def test_summary_counts_documents_once() -> None:
         s.text() == "2 to upload · 3 uploaded · 1 failed · 1 cancelled · "
         "1 waiting for compression · 620 B saved"
     )
+
+
+def test_running_counts_match_a_recount_after_many_changes() -> None:
+    rng = random.Random(7)
+    model = UploadModel()
+    states = ["queued", "uploading", "uploaded", "failed", "cancelled"]
+    comps = [None, "not_queued", "pending", "running", "done", "skipped", "failed"]
+    docs = {d: rng.choice(comps[1:]) for d in range(1, 20)}  # a document's state
+    stored = {d: rng.randrange(0, 1000) for d in docs}
+    rows: dict[int, UploadSnapshot] = {}
+    for _ in range(3000):
+        if rng.random() < 0.3:  # a document's compression moves: all its rows follow
+            d = rng.randrange(1, 20)
+            docs[d] = rng.choice(comps[1:])
+            for r in [r for r in rows.values() if r.document_id == d]:
+                rows[r.id] = replace(r, compression=docs[d])
+                model.apply(rows[r.id])
+        else:
+            i = rng.randrange(1, 60)
+            state = rng.choice(states)
+            doc = rng.randrange(1, 20) if state == "uploaded" else None
+            rows[i] = snap(
+                i,
+                state=state,
+                document_id=doc,
+                compression=docs[doc] if doc else None,
+                stored_size=stored[doc] if doc else None,
+                done_bytes=rng.randrange(0, 1000),
+            )
+            model.apply(rows[i])
+        if rng.random() < 0.1:
+            model.flush()
+        if rng.random() < 0.01:
+            gone = rng.randrange(1, 60)
+            model.remove([gone])
+            rows.pop(gone, None)
+    model.flush()
+    fresh = UploadModel()
+    fresh.reset(model.snapshots())
+    ours, recount = model.summary, fresh.summary
+    assert ours.counts == recount.counts
+    assert (ours.uploaded, ours.failed, ours.cancelled, ours.active) == (
+        recount.uploaded,
+        recount.failed,
+        recount.cancelled,
+        recount.active,
+    )
+    assert (ours.waiting_compression, ours.saved_bytes) == (
+        recount.waiting_compression,
+        recount.saved_bytes,
+    )
+
+
+def test_batch_progress_and_its_end() -> None:
+    model = UploadModel()
+    ended: list[tuple[int, int]] = []
+    model.batch_finished.connect(lambda up, failed: ended.append((up, failed)))
+    for i in (1, 2, 3):
+        model.apply(snap(i, size=1000))
+    model.flush()
+    model.apply(snap(1, state="uploaded", done_bytes=1000))
+    model.apply(snap(2, state="uploading", done_bytes=500))
+    model.flush()
+    s = model.summary
+    assert (s.batch_count, s.batch_finished, s.batch_bytes, s.batch_done_bytes) == (
+        3,
+        1,
+        3000,
+        1500,
+    )
+    assert ended == []
+    model.apply(snap(2, state="uploaded", done_bytes=1000))
+    model.apply(snap(3, state="failed", error="permission denied"))
+    model.flush()
+    assert ended == [(2, 1)]
+    assert model.summary.batch_count == 0

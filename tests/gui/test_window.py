@@ -225,7 +225,7 @@ def test_badge_moves_from_pending_to_compressed_or_stored_as_is(
 
 
 def test_filter_counts_and_status_bar_agree_with_rows(
-    open_session: Open, lib_dir: Path, src: Path, until: Until
+    open_session: Open, lib_dir: Path, src: Path, until: Until, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for i in range(4):
         (src / f"ok{i}.txt").write_bytes(text(3000 + i, i))
@@ -233,6 +233,7 @@ def test_filter_counts_and_status_bar_agree_with_rows(
     os.mkfifo(src / "pipe")
     s = open_session(lib_dir)
     w = s.window
+    monkeypatch.setattr(w, "isActiveWindow", lambda: False)
     drop(w.empty, files(src))
     until(lambda: settled(s, 6))
     snaps = w.model.snapshots()
@@ -251,6 +252,9 @@ def test_filter_counts_and_status_bar_agree_with_rows(
         QTest.mouseClick(button, Qt.MouseButton.LeftButton)
         assert w.proxy.rowCount() == n
     assert w.summary_label.text().startswith("4 uploaded · 2 failed")
+    # the person had switched to another window while the batch ran
+    assert w.last_notification == ("Uploads finished, some failed", "4 uploaded, 2 failed")
+    assert w.windowTitle() == "Uploader"
     # Clear finished takes the done rows off the list (they stay in the library)
     QTest.mouseClick(w.filter_buttons[Category.ALL], Qt.MouseButton.LeftButton)
     QTest.mouseClick(w.clear_finished, Qt.MouseButton.LeftButton)
@@ -320,6 +324,7 @@ def test_closing_during_uploads_asks_and_they_resume_next_time(
     w.close_confirmed.connect(lambda: closed.append(True))
     drop(w.empty, files(src))
     until(lambda: bool(started) and w.model.summary.active == 6, what="the first upload")
+    assert w.windowTitle() == "0% · 0 of 6 · Uploader"
     w.close()
     assert not closed
     assert w.isVisible()

@@ -227,7 +227,6 @@ class MainWindow(QMainWindow):
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._expanding: dict[int, int] = {}
-        self._batch: set[int] = set()
         self._close_ok = False
         self._open_dir: Path | None = None
         self.confirm_box: QMessageBox | None = None
@@ -243,6 +242,7 @@ class MainWindow(QMainWindow):
         self._build()
         self._build_actions()
         self.model.summary_changed.connect(self._on_summary)
+        self.model.batch_finished.connect(self._on_batch_finished)
         self.model.rowsInserted.connect(self._on_rows_changed)
         self.model.rowsRemoved.connect(self._on_rows_changed)
         self.model.modelReset.connect(self._on_rows_changed)
@@ -415,7 +415,6 @@ class MainWindow(QMainWindow):
             self._unsubscribe()
         self.engine = engine
         self._expanding.clear()
-        self._batch.clear()
         self.model.reset(engine.uploads.values())
         self._unsubscribe = engine.subscribe(self._on_event)
         self.library_label.setText(str(engine.library.root))
@@ -431,8 +430,6 @@ class MainWindow(QMainWindow):
     def _on_event(self, event: Event) -> None:
         if isinstance(event, UploadSnapshot):
             self.model.apply(event)
-            if event.state in ("queued", "uploading"):
-                self._batch.add(event.id)
         elif isinstance(event, Expanding):
             if event.done:
                 self._expanding.pop(event.batch, None)
@@ -725,29 +722,21 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _update_title(self) -> None:
-        snaps = [
-            self.model.snapshot(r) for r in map(self.model.row_of, self._batch) if r is not None
-        ]
-        active = [s for s in snaps if s.state in ("queued", "uploading")]
-        if not active:
-            if self._batch:
-                self._batch_finished(snaps)
+        summary = self.model.summary
+        if not summary.active or not summary.batch_count:
             self.setWindowTitle("Uploader")
             return
-        total = sum(s.size or 0 for s in snaps) or 1
-        done = sum((s.size or 0) if s.state in FINISHED else s.done_bytes for s in snaps)
-        pct = min(99, int(100 * done / total))
-        finished = len(snaps) - len(active)
-        self.setWindowTitle(f"{pct}% · {finished:,} of {len(snaps):,} · Uploader")
+        pct = min(99, int(100 * summary.batch_done_bytes / max(1, summary.batch_bytes)))
+        self.setWindowTitle(
+            f"{pct}% · {summary.batch_finished:,} of {summary.batch_count:,} · Uploader"
+        )
 
-    def _batch_finished(self, snaps: list[UploadSnapshot]) -> None:
-        self._batch.clear()
-        uploaded = sum(1 for s in snaps if s.state == "uploaded")
-        failed = sum(1 for s in snaps if s.state == "failed")
-        title = "Uploads finished" if not failed else "Uploads finished, some failed"
-        text = f"{uploaded:,} uploaded" + (f", {failed:,} failed" if failed else "")
+    def _on_batch_finished(self, uploaded: int, failed: int) -> None:
+        """A desktop notification when a batch ends while the person looks elsewhere."""
         if self.isActiveWindow() or not self.isVisible():
             return
+        title = "Uploads finished" if not failed else "Uploads finished, some failed"
+        text = f"{uploaded:,} uploaded" + (f", {failed:,} failed" if failed else "")
         self.last_notification = (title, text)
         if QSystemTrayIcon.isSystemTrayAvailable() and QSystemTrayIcon.supportsMessages():
             if self._tray is None:

@@ -196,8 +196,11 @@ class Summary:
     active: int
     waiting_compression: int
     saved_bytes: int
-    total_bytes: int
-    done_bytes: int
+    # the current batch: uploads that were active since the list was last idle
+    batch_count: int = 0
+    batch_finished: int = 0
+    batch_bytes: int = 0
+    batch_done_bytes: int = 0
 
     def text(self) -> str:
         parts = []
@@ -215,10 +218,105 @@ class Summary:
         return " · ".join(parts)
 
 
+def _waits(compression: str | None) -> bool:
+    return compression in ("not_queued", "pending", "running")
+
+
+class _Tally:
+    """Counts kept up to date one snapshot at a time, so that a flush costs what changed."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[Category] = Counter()
+        self.states: Counter[str] = Counter()
+        self.doc_refs: Counter[int] = Counter()
+        self.docs: dict[int, tuple[bool, int]] = {}  # doc id -> (waiting, bytes saved)
+        self.waiting = 0
+        self.saved = 0
+        self.batch: dict[int, tuple[int, int, bool]] = {}  # id -> (size, done, finished)
+        self.batch_bytes = 0
+        self.batch_done = 0
+        self.batch_finished = 0
+
+    def add(self, snap: UploadSnapshot, sign: int) -> None:
+        self.counts[Category.ALL] += sign
+        cat = category(snap)
+        if cat is not None:
+            self.counts[cat] += sign
+        self.states[snap.state] += sign
+        if snap.document_id is not None:
+            self.doc_refs[snap.document_id] += sign
+            if self.doc_refs[snap.document_id] <= 0:
+                del self.doc_refs[snap.document_id]
+                self._set_doc(snap.document_id, None)
+            elif sign > 0:
+                self._set_doc(snap.document_id, snap)
+
+    def _set_doc(self, doc_id: int, snap: UploadSnapshot | None) -> None:
+        old = self.docs.pop(doc_id, None)
+        if old is not None:
+            self.waiting -= old[0]
+            self.saved -= old[1]
+        if snap is None:
+            return
+        saved = 0
+        if snap.compression == "done" and snap.size and snap.stored_size is not None:
+            saved = snap.size - snap.stored_size
+        new = (_waits(snap.compression), saved)
+        self.docs[doc_id] = new
+        self.waiting += new[0]
+        self.saved += new[1]
+
+    def track(self, snap: UploadSnapshot, new: bool = False) -> None:
+        """Follow the batch: rows added or made active since the list was last idle."""
+        entry = self.batch.get(snap.id)
+        active = snap.state in ("queued", "uploading")
+        if entry is None and not active and not new:
+            return
+        if entry is not None:
+            self.batch_bytes -= entry[0]
+            self.batch_done -= entry[1]
+            self.batch_finished -= entry[2]
+        size = snap.size or 0
+        new = (size, snap.done_bytes if active else size, not active)
+        self.batch[snap.id] = new
+        self.batch_bytes += new[0]
+        self.batch_done += new[1]
+        self.batch_finished += new[2]
+
+    def untrack(self, uid: int) -> None:
+        entry = self.batch.pop(uid, None)
+        if entry is not None:
+            self.batch_bytes -= entry[0]
+            self.batch_done -= entry[1]
+            self.batch_finished -= entry[2]
+
+    def end_batch(self) -> None:
+        self.batch.clear()
+        self.batch_bytes = self.batch_done = self.batch_finished = 0
+
+    def summary(self) -> Summary:
+        st = self.states
+        return Summary(
+            counts=Counter(self.counts),
+            uploaded=st["uploaded"],
+            failed=st["failed"],
+            cancelled=st["cancelled"],
+            active=st["queued"] + st["uploading"],
+            waiting_compression=self.waiting,
+            saved_bytes=self.saved,
+            batch_count=len(self.batch),
+            batch_finished=self.batch_finished,
+            batch_bytes=self.batch_bytes,
+            batch_done_bytes=self.batch_done,
+        )
+
+
 class UploadModel(QAbstractTableModel):
     """One row per upload, in the order they were added."""
 
     summary_changed = Signal()
+    # a batch ended (no row active any more): how many of it were uploaded, failed
+    batch_finished = Signal(int, int)
 
     def __init__(self, parent: QObject | None = None, flush_ms: int = FLUSH_MS) -> None:
         super().__init__(parent)
@@ -228,7 +326,8 @@ class UploadModel(QAbstractTableModel):
         self._shown: dict[int, tuple[object, ...]] = {}
         self._pending: dict[int, UploadSnapshot] = {}
         self._removed: set[int] = set()
-        self._summary = self._compute_summary()
+        self._tally = _Tally()
+        self._summary = self._tally.summary()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(flush_ms)
@@ -254,6 +353,9 @@ class UploadModel(QAbstractTableModel):
         self._rows = {i: r for r, i in enumerate(self._ids)}
         self._snaps = {s.id: s for s in ordered}
         self._shown = {s.id: _cells(s) for s in ordered}
+        self._tally = _Tally()
+        for snap in ordered:
+            self._tally.add(snap, +1)
         self.endResetModel()
         self._update_summary()
 
@@ -269,6 +371,9 @@ class UploadModel(QAbstractTableModel):
             row = self._rows.get(uid)
             if row is None:
                 continue
+            self._tally.add(self._snaps[uid], -1)
+            self._tally.add(snap, +1)
+            self._tally.track(snap)
             self._snaps[uid] = snap
             cells = _cells(snap)
             old = self._shown[uid]
@@ -284,10 +389,21 @@ class UploadModel(QAbstractTableModel):
                 self._ids.append(uid)
                 self._snaps[uid] = pending[uid]
                 self._shown[uid] = _cells(pending[uid])
+                self._tally.add(pending[uid], +1)
+                self._tally.track(pending[uid], new=True)
             self.endInsertRows()
         for top, left, bottom, right in _ranges(changed):
             self.dataChanged.emit(self.index(top, left), self.index(bottom, right))
         self._update_summary()
+        tally = self._tally
+        if tally.batch and tally.batch_finished == len(tally.batch):
+            ended = [self._snaps[i] for i in tally.batch if i in self._snaps]
+            tally.end_batch()
+            self._update_summary()
+            self.batch_finished.emit(
+                sum(1 for x in ended if x.state == "uploaded"),
+                sum(1 for x in ended if x.state == "failed"),
+            )
 
     def remove(self, ids: Iterable[int]) -> None:
         """Take rows out of the list (the uploads stay in the library)."""
@@ -299,7 +415,8 @@ class UploadModel(QAbstractTableModel):
         for first, last in _spans(rows):
             self.beginRemoveRows(QModelIndex(), first, last)
             for uid in self._ids[first : last + 1]:
-                del self._snaps[uid]
+                self._tally.add(self._snaps.pop(uid), -1)
+                self._tally.untrack(uid)
                 del self._shown[uid]
             del self._ids[first : last + 1]
             self.endRemoveRows()
@@ -322,45 +439,10 @@ class UploadModel(QAbstractTableModel):
         return self._summary
 
     def _update_summary(self) -> None:
-        summary = self._compute_summary()
+        summary = self._tally.summary()
         if summary != self._summary:
             self._summary = summary
             self.summary_changed.emit()
-
-    def _compute_summary(self) -> Summary:
-        counts: Counter[Category] = Counter()
-        states: Counter[str] = Counter()
-        docs: dict[int, UploadSnapshot] = {}
-        total = done = 0
-        for uid in self._ids:
-            snap = self._snaps[uid]
-            counts[Category.ALL] += 1
-            cat = category(snap)
-            if cat is not None:
-                counts[cat] += 1
-            states[snap.state] += 1
-            if snap.state in ("queued", "uploading"):
-                total += snap.size or 0
-                done += snap.done_bytes
-            if snap.document_id is not None:
-                docs[snap.document_id] = snap
-        waiting = sum(
-            1 for s in docs.values() if s.compression in ("not_queued", "pending", "running")
-        )
-        saved = sum(
-            (s.size or 0) - (s.stored_size or 0) for s in docs.values() if s.compression == "done"
-        )
-        return Summary(
-            counts=counts,
-            uploaded=states["uploaded"],
-            failed=states["failed"],
-            cancelled=states["cancelled"],
-            active=states["queued"] + states["uploading"],
-            waiting_compression=waiting,
-            saved_bytes=saved,
-            total_bytes=total,
-            done_bytes=done,
-        )
 
     # -- Qt -------------------------------------------------------------------
 
