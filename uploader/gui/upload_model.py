@@ -277,11 +277,11 @@ class _Tally:
             self.batch_done -= entry[1]
             self.batch_finished -= entry[2]
         size = snap.size or 0
-        new = (size, snap.done_bytes if active else size, not active)
-        self.batch[snap.id] = new
-        self.batch_bytes += new[0]
-        self.batch_done += new[1]
-        self.batch_finished += new[2]
+        now = (size, snap.done_bytes if active else size, not active)
+        self.batch[snap.id] = now
+        self.batch_bytes += now[0]
+        self.batch_done += now[1]
+        self.batch_finished += now[2]
 
     def untrack(self, uid: int) -> None:
         entry = self.batch.pop(uid, None)
