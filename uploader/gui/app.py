@@ -11,13 +11,14 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import qasync
-from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -172,6 +173,10 @@ class Session(QObject):
         await self._closed
 
     def _on_close_confirmed(self) -> None:
+        self.quit()
+
+    def quit(self) -> None:
+        """End the session without asking (the system is logging out, or Ctrl+C)."""
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
 
@@ -353,12 +358,27 @@ def run(library: Path | None, paths: list[str]) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     session = Session(lib, prefs, qsettings)
+
+    def on_signal(signum: int, frame: object) -> None:
+        loop.call_soon_threadsafe(session.quit)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    # Python runs signal handlers only between bytecodes: wake it up now and then
+    wake = QTimer()
+    wake.timeout.connect(_nothing)
+    wake.start(300)
     try:
         loop.run_until_complete(session.start(wanted))
         session.window.show()
         loop.run_until_complete(session.wait_closed())
     finally:
         loop.run_until_complete(session.close())
+        wake.stop()
         loop.close()
         asyncio.set_event_loop(None)
     return 0
+
+
+def _nothing() -> None:
+    pass
