@@ -412,3 +412,81 @@ def test_new_settings_restart_the_engine_and_interrupted_uploads_continue(
     assert not s.engine.settings.check_corrupt
     saved = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     assert Prefs.load(saved) == new
+
+
+def select(session: Session, *names: str) -> None:
+    w = session.window
+    w.view.clearSelection()
+    for name in names:
+        row = w.proxy.mapFromSource(w.model.index(w.model.row_of(by_name(session)[name].id), 0))
+        w.view.selectionModel().select(
+            row,
+            w.view.selectionModel().SelectionFlag.Select
+            | w.view.selectionModel().SelectionFlag.Rows,
+        )
+
+
+def test_row_actions_open_export_copy_error_remove_and_ctrl_r(
+    open_session: Open,
+    lib_dir: Path,
+    src: Path,
+    tmp_path: Path,
+    until: Until,
+    run: Run,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from PySide6.QtGui import QDesktopServices, QGuiApplication
+    from PySide6.QtWidgets import QFileDialog
+
+    body = text(300_000, 9)
+    (src / "report.txt").write_bytes(body)
+    (src / "broken.pdf").write_bytes(b"%PDF-1.4\nno end")
+    s = open_session(lib_dir)
+    w = s.window
+    drop(w.empty, files(src / "report.txt", src / "broken.pdf"))
+    until(lambda: settled(s, 2))
+    opened: list[str] = []
+    monkeypatch.setattr(
+        QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True
+    )
+
+    # Open: a verified temporary copy, opened with the system's application
+    select(s, "report.txt")
+    assert w.act_open.isEnabled()
+    assert not w.act_retry.isEnabled()
+    w.act_open.trigger()
+    until(lambda: bool(opened))
+    assert Path(opened[0]).name == "report.txt"
+    assert Path(opened[0]).read_bytes() == body
+
+    # Export…: to the file the person chose
+    dest = tmp_path / "exported.txt"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(dest), ""))
+    w.act_export.trigger()
+    until(lambda: "Exported 1 document" in w.banner.label.text())
+    assert dest.read_bytes() == body
+
+    # Copy error
+    select(s, "broken.pdf")
+    w.act_copy.trigger()
+    assert QGuiApplication.clipboard().text() == (
+        "broken.pdf: corrupted (truncated PDF: no %%EOF marker)"
+    )
+
+    # Ctrl+R retries the selection (the source is repaired meanwhile)
+    with open(src / "broken.pdf", "ab") as f:
+        f.write(b"\n%%EOF\n")
+    w.activateWindow()
+    w.view.setFocus()
+    QTest.keyClick(w.view, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    until(lambda: by_name(s)["broken.pdf"].state == "uploaded", what="Ctrl+R")
+
+    # Remove from list: gone from the window, still in the library, not back next time
+    select(s, "report.txt")
+    w.act_remove.trigger()
+    until(lambda: w.model.rowCount() == 1)
+    assert "stay in the library" in w.banner.label.text()
+    assert s.library.stats()["documents"] == 2
+    run(s.close())
+    again = open_session(lib_dir)
+    assert [r.name for r in again.window.model.snapshots()] == ["broken.pdf"]
