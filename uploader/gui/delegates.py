@@ -48,16 +48,16 @@ class ProgressDelegate(QStyledItemDelegate):
             super().paint(painter, option, index)
             return
         self._background(painter, option, index)
-        widget = option.widget  # type: ignore[attr-defined]
+        widget = option.widget
         style = widget.style() if widget is not None else QApplication.style()
-        rect: QRect = option.rect.adjusted(4, 3, -6, -4)  # type: ignore[attr-defined]
-        fm: QFontMetrics = option.fontMetrics  # type: ignore[attr-defined]
+        rect: QRect = option.rect.adjusted(4, 3, -6, -4)
+        fm: QFontMetrics = option.fontMetrics
         bar_height = max(6, fm.height() // 3)
         text_rect = QRect(rect.left(), rect.top(), rect.width(), rect.height() - bar_height - 2)
         text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)  # type: ignore[attr-defined]
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
         painter.save()
-        palette: QPalette = option.palette  # type: ignore[attr-defined]
+        palette: QPalette = option.palette
         painter.setPen(
             palette.color(
                 QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
@@ -75,14 +75,14 @@ class ProgressDelegate(QStyledItemDelegate):
         bar.palette = palette
         bar.fontMetrics = fm
         # Qt 6 needs the horizontal flag or the bar is painted vertically
-        bar.state = option.state | QStyle.StateFlag.State_Horizontal  # type: ignore[attr-defined]
+        bar.state = option.state | QStyle.StateFlag.State_Horizontal
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
 
     def _background(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
-        opt.text = ""  # type: ignore[attr-defined]
-        widget = opt.widget  # type: ignore[attr-defined]
+        opt.text = ""
+        widget = opt.widget
         style = widget.style() if widget is not None else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
 
@@ -122,18 +122,18 @@ class BadgeDelegate(QStyledItemDelegate):
         state = index.data(Role.COMPRESSION)
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
-        opt.text = ""  # type: ignore[attr-defined]
-        widget = opt.widget  # type: ignore[attr-defined]
+        opt.text = ""
+        widget = opt.widget
         style = widget.style() if widget is not None else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
         if not text or not isinstance(state, str):
             return
-        rect: QRect = option.rect  # type: ignore[attr-defined]
-        fm: QFontMetrics = option.fontMetrics  # type: ignore[attr-defined]
+        rect: QRect = option.rect
+        fm: QFontMetrics = option.fontMetrics
         width = min(fm.horizontalAdvance(text) + 16, rect.width() - 8)
         height = fm.height() + 6
         pill = QRectF(rect.left() + 4, rect.center().y() - height / 2 + 1, width, height)
-        fill, ink = badge_colors(state, option.palette)  # type: ignore[attr-defined]
+        fill, ink = badge_colors(state, option.palette)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -183,21 +183,21 @@ class ActionsDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
-        opt.text = ""  # type: ignore[attr-defined]
-        widget: QWidget | None = opt.widget  # type: ignore[attr-defined]
+        opt.text = ""
+        widget: QWidget | None = opt.widget
         style = widget.style() if widget is not None else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
         acts = actions_of(index)
         if not acts:
             return
         uid = index.data(Role.UPLOAD_ID)
-        rect: QRect = option.rect  # type: ignore[attr-defined]
-        fm: QFontMetrics = option.fontMetrics  # type: ignore[attr-defined]
+        rect: QRect = option.rect
+        fm: QFontMetrics = option.fontMetrics
         for action, r in zip(acts, self.button_rects(rect, index, fm), strict=True):
             button = QStyleOptionButton()
             button.rect = r
             button.text = ACTION_LABELS[action]
-            button.palette = option.palette  # type: ignore[attr-defined]
+            button.palette = option.palette
             button.fontMetrics = fm
             state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Raised
             if self._hover == (uid, action):
@@ -214,12 +214,12 @@ class ActionsDelegate(QStyledItemDelegate):
         return sum(fm.horizontalAdvance(t) + 24 for t in labels) + BUTTON_GAP + 2 * BUTTON_MARGIN
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        fm: QFontMetrics = option.fontMetrics  # type: ignore[attr-defined]
+        fm: QFontMetrics = option.fontMetrics
         return QSize(self.width_for(fm), fm.height() + 16)
 
     def _hit(self, pos: QPoint, option: QStyleOptionViewItem, index: Index) -> Action | None:
-        rect: QRect = option.rect  # type: ignore[attr-defined]
-        fm: QFontMetrics = option.fontMetrics  # type: ignore[attr-defined]
+        rect: QRect = option.rect
+        fm: QFontMetrics = option.fontMetrics
         for action, r in zip(actions_of(index), self.button_rects(rect, index, fm), strict=True):
             if r.contains(pos):
                 return action
@@ -269,7 +269,7 @@ class ActionsDelegate(QStyledItemDelegate):
         self._hover = None
 
     def _repaint(self, option: QStyleOptionViewItem) -> None:
-        widget: QWidget | None = option.widget  # type: ignore[attr-defined]
+        widget: QWidget | None = option.widget
         if isinstance(widget, QAbstractItemView):
             widget.viewport().update()
         elif widget is not None:
