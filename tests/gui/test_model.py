@@ -222,3 +222,21 @@ def test_batch_progress_and_its_end() -> None:
     model.flush()
     assert ended == [(2, 1)]
     assert model.summary.batch_count == 0
+
+
+def test_find_by_name_combines_with_the_category() -> None:
+    model = UploadModel()
+    for s in mixed():
+        model.apply(s)
+    model.apply(snap(7, name="Invoice March.pdf", state="failed", error="permission denied"))
+    model.flush()
+    proxy = FilterModel()
+    proxy.setSourceModel(model)
+    proxy.set_text("INVOICE")
+    assert [proxy.index(r, 0).data() for r in range(proxy.rowCount())] == ["Invoice March.pdf"]
+    proxy.set_category(Category.FAILED)
+    assert proxy.rowCount() == 1
+    proxy.set_text("f2")
+    assert [proxy.index(r, 0).data() for r in range(proxy.rowCount())] == ["f2.pdf"]
+    proxy.set_text("")
+    assert proxy.rowCount() == 2

@@ -147,6 +147,9 @@ class Session(QObject):
         self.engine = Engine(library, prefs.engine_settings())
         self.window = MainWindow(self.engine, prefs)
         self.window.setWindowIcon(icons.icon("uploader"))
+        geometry = qsettings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.window.restoreGeometry(geometry)
         self.window.settings_changed.connect(self._on_settings_changed)
         self.window.close_confirmed.connect(self._on_close_confirmed)
         self.server: InstanceServer | None = None
@@ -201,8 +204,9 @@ class Session(QObject):
     async def apply(self, prefs: Prefs) -> None:
         """Save the settings and restart the engine with them (and the library, if moved)."""
         old_root = self.library.root
-        # only a changed folder setting moves the session (not a --library it was opened with)
-        new_root = resolve_root(None, prefs)
+        # only a changed folder setting moves the session (not a --library it was opened
+        # with); the folder just chosen wins over $UPLOADER_LIBRARY
+        new_root = prefs.library.expanduser() if prefs.library is not None else default_root()
         moved = prefs.library != self.prefs.library and os.path.realpath(
             new_root
         ) != os.path.realpath(old_root)
@@ -259,6 +263,9 @@ class Session(QObject):
             self.server = None
         await self.window.idle()
         self.window.cleanup()
+        geometry = self.window.closed_geometry or self.window.saveGeometry()
+        self.qsettings.setValue("window/geometry", geometry)
+        self.qsettings.sync()
         await self.engine.close()
         self.library.close()
         self.window.hide()

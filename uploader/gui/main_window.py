@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QEvent, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -230,6 +230,7 @@ class MainWindow(QMainWindow):
         self._close_ok = False
         self._open_dir: Path | None = None
         self.confirm_box: QMessageBox | None = None
+        self.closed_geometry: QByteArray | None = None
         self.last_notification: tuple[str, str] | None = None
         self._tray: QSystemTrayIcon | None = None
 
@@ -275,6 +276,14 @@ class MainWindow(QMainWindow):
             bar.addWidget(button)
         self.filter_buttons[Category.ALL].setChecked(True)
         self.filters.buttonClicked.connect(self._on_filter)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Find by name")
+        self.search.setAccessibleName("Find uploads by name")
+        self.search.setClearButtonEnabled(True)
+        self.search.setMaximumWidth(220)
+        self.search.textChanged.connect(self.proxy.set_text)
+        bar.addSpacing(8)
+        bar.addWidget(self.search)
         bar.addStretch(1)
         self.retry_all = QPushButton(self)
         self.retry_all.clicked.connect(self._on_retry_all)
@@ -402,6 +411,7 @@ class MainWindow(QMainWindow):
         self.act_remove.setToolTip("The document stays in the library")
         self.act_add = make("Add files…", self._on_add_files, QKeySequence("Ctrl+O"))
         self.act_add_folder = make("Add folder…", self._on_add_folder, QKeySequence("Ctrl+Shift+O"))
+        self.act_find = make("Find", self._on_find, QKeySequence(QKeySequence.StandardKey.Find))
         self.act_select_all = make(
             "Select all", self.view.selectAll, QKeySequence(QKeySequence.StandardKey.SelectAll)
         )
@@ -692,6 +702,10 @@ class MainWindow(QMainWindow):
         self.act_copy.setEnabled(any(s.error for s in snaps))
         self.act_remove.setEnabled(bool(states & set(FINISHED)))
 
+    def _on_find(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
     def _on_filter(self, button: QToolButton) -> None:
         self.proxy.set_category(Category(str(button.property("category"))))
 
@@ -789,6 +803,7 @@ class MainWindow(QMainWindow):
             self._ask_close(active)
             return
         event.accept()
+        self.closed_geometry = self.saveGeometry()
         self.close_confirmed.emit()
 
     def _ask_close(self, active: int) -> None:

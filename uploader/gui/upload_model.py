@@ -541,6 +541,7 @@ class FilterModel(QSortFilterProxyModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._category = Category.ALL
+        self._text = ""
         self.setFilterRole(Role.CATEGORY)
 
     @property
@@ -553,11 +554,21 @@ class FilterModel(QSortFilterProxyModel):
             self._category = cat
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
+    def set_text(self, text: str) -> None:
+        """Only rows whose name contains `text` (case-insensitive); "" for all."""
+        text = text.strip().casefold()
+        if text != self._text:
+            self.beginFilterChange()
+            self._text = text
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        if self._category == Category.ALL:
+        if self._category == Category.ALL and not self._text:
             return True
         index = self.sourceModel().index(source_row, 0, source_parent)
-        return bool(index.data(Role.CATEGORY) == self._category.value)
+        if self._category != Category.ALL and index.data(Role.CATEGORY) != self._category.value:
+            return False
+        return not self._text or self._text in str(index.data()).casefold()
 
 
 def _spans(rows_desc: Sequence[int]) -> list[tuple[int, int]]:
