@@ -535,3 +535,22 @@ def test_window_size_is_remembered(open_session: Open, lib_dir: Path, run: Run) 
     run(s.close())
     again = open_session(lib_dir)
     assert (again.window.width(), again.window.height()) == size
+
+
+def test_settings_dialog_reads_back_what_was_chosen(qtbot: Any, tmp_path: Path) -> None:
+    from uploader.gui.main_window import SettingsDialog
+
+    dialog = SettingsDialog(Prefs())
+    qtbot.addWidget(dialog)
+    assert (dialog.jobs.value(), dialog.level.value(), dialog.workers.value()) == (4, 3, 1)
+    assert dialog.check.isChecked()
+    dialog.jobs.setValue(2)
+    dialog.level.setValue(12)
+    dialog.workers.setValue(3)
+    dialog.check.setChecked(False)
+    dialog.library.setText(str(tmp_path / "docs"))
+    assert dialog.prefs() == Prefs(
+        jobs=2, level=12, compress_workers=3, check_corrupt=False, library=tmp_path / "docs"
+    )
+    dialog.jobs.setValue(99)  # clamped to what the spin box allows
+    assert dialog.prefs().jobs == 16
