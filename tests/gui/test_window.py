@@ -554,3 +554,21 @@ def test_settings_dialog_reads_back_what_was_chosen(qtbot: Any, tmp_path: Path) 
     )
     dialog.jobs.setValue(99)  # clamped to what the spin box allows
     assert dialog.prefs().jobs == 16
+
+
+def test_an_unusable_library_folder_keeps_the_current_one(
+    open_session: Open, lib_dir: Path, src: Path, tmp_path: Path, until: Until
+) -> None:
+    (src / "a.txt").write_bytes(b"stays")
+    s = open_session(lib_dir)
+    w = s.window
+    drop(w.empty, files(src / "a.txt"))
+    until(lambda: settled(s, 1))
+    not_a_folder = tmp_path / "a file"
+    not_a_folder.write_bytes(b"")
+    w.settings_changed.emit(replace(s.prefs, library=not_a_folder / "library"))
+    until(lambda: "Cannot use" in w.banner.label.text(), what="the refusal")
+    assert "cannot create the library" in w.banner.label.text()
+    assert s.library.root == lib_dir
+    until(lambda: w.model.rowCount() == 1)
+    assert s.prefs.library is None  # the unusable folder was not saved

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import qasync
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from uploader.core.engine import Engine
 from uploader.core.library import Library, default_root
-from uploader.core.retry import LibraryError, LibraryLocked
+from uploader.core.retry import LibraryError, LibraryLocked, describe
 
 from . import icons
 from .main_window import MainWindow
@@ -195,11 +196,11 @@ class Session(QObject):
             self._restart.add_done_callback(self._on_restart_done)
 
     def _on_restart_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("applying the settings failed", exc_info=task.exception())
-            self.window.banner.show_message(
-                f"The settings could not be applied: {task.exception()}"
-            )
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("applying the settings failed", exc_info=exc)
+            words = str(exc) if isinstance(exc, LibraryError) else describe(exc).reason
+            self.window.banner.show_message(f"The settings could not be applied: {words}")
 
     async def apply(self, prefs: Prefs) -> None:
         """Save the settings and restart the engine with them (and the library, if moved)."""
@@ -221,10 +222,10 @@ class Session(QObject):
                 self.server = None
             self.library.close()
             try:
-                self.library = Library.open(new_root)
+                self.library = await _open_off_thread(new_root)
             except LibraryError as exc:
-                self.library = Library.open(old_root)
-                prefs = Prefs(**{**prefs.__dict__, "library": self.prefs.library})
+                self.library = await _open_off_thread(old_root)
+                prefs = replace(prefs, library=self.prefs.library)
                 self.window.banner.show_message(
                     f"Cannot use {new_root}: {exc}. Still using {old_root}."
                 )
@@ -270,6 +271,19 @@ class Session(QObject):
         self.library.close()
         self.window.hide()
         self.window.deleteLater()
+
+
+async def _open_off_thread(root: Path) -> Library:
+    """Library.open (migrate, recover, sweep: it can take a while) without freezing the
+    window; the thread's own database connection is closed before it ends."""
+
+    def open_() -> Library:
+        lib = Library.open(root)
+        lib.database.close()
+        return lib
+
+    with ThreadPoolExecutor(1, thread_name_prefix="open") as pool:
+        return await asyncio.get_running_loop().run_in_executor(pool, open_)
 
 
 def resolve_root(library: Path | None, prefs: Prefs) -> Path:
