@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -107,38 +108,54 @@ def test_drop_files_folder_unreadable_and_corrupt(
 
 
 def test_unreadable_file_shows_permission_denied(
-    open_session: Open, lib_dir: Path, src: Path, until: Until
+    open_session: Open, lib_dir: Path, src: Path, tmp_path: Path, until: Until
 ) -> None:
-    """Root reads everything; a child without the capabilities cannot, so it fails."""
+    """Root reads everything, so the window runs in a child without the capabilities;
+    the file fails there, SIGTERM ends that window cleanly, and the row is shown here."""
     if subprocess.run(["capsh", "--has-p=cap_dac_override"], capture_output=True).returncode:
         pytest.skip("needs capsh and CAP_DAC_OVERRIDE to drop")
     secret = src / "secret.txt"
     secret.write_bytes(b"top secret")
     secret.chmod(0)
-    lib_dir.mkdir()
-    script = (
-        "import sys; from uploader.cli import main; "
-        "sys.exit(main(['add', '--library', sys.argv[1], sys.argv[2]]))"
+    (src / "open.txt").write_bytes(b"anyone may read this")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "QT_QPA_PLATFORM": "offscreen",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    window = (
+        f'exec "{sys.executable}" -m uploader --library "{lib_dir}" "{secret}" "{src / "open.txt"}"'
     )
-    proc = subprocess.run(
-        [
-            "capsh",
-            "--drop=cap_dac_override,cap_dac_read_search",
-            "--",
-            "-c",
-            f'exec "{sys.executable}" -c "{script}" "{lib_dir}" "{secret}"',
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
+    proc = subprocess.Popen(
+        ["capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", window],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert proc.returncode == 1, proc.stderr
-    s = open_session(lib_dir)
-    until(lambda: settled(s, 1))
+    try:
+        until(
+            lambda: (
+                proc.poll() is not None or sorted(_states(lib_dir)) == [("failed",), ("uploaded",)]
+            ),
+            timeout=120,
+            what="the child window to finish both files",
+        )
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        until(lambda: proc.poll() is not None, timeout=60, what="the child window to quit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    s = open_session(lib_dir)  # the child released the library
+    until(lambda: settled(s, 2))
     row = by_name(s)["secret.txt"]
     assert row.state == "failed"
-    assert s.window.model.index(0, Column.STATUS).data() == "Failed: permission denied"
+    status = s.window.model.index(s.window.model.row_of(row.id), Column.STATUS).data()
+    assert status == "Failed: permission denied"
+    assert by_name(s)["open.txt"].state == "uploaded"
 
 
 def test_non_local_urls_are_refused_with_a_message(
@@ -352,8 +369,15 @@ def test_closing_during_uploads_asks_and_they_resume_next_time(
 def _states(lib_dir: Path) -> list[tuple[str]]:
     import sqlite3
 
-    with sqlite3.connect(lib_dir / "library.db") as db:
+    if not (lib_dir / "library.db").exists():
+        return []
+    db = sqlite3.connect(f"file:{lib_dir / 'library.db'}?mode=ro", uri=True, timeout=10)
+    try:
         return list(db.execute("SELECT state FROM upload"))
+    except sqlite3.OperationalError:
+        return []  # the schema is not there yet
+    finally:
+        db.close()
 
 
 def test_cancel_adding_stops_listing_a_big_folder(
