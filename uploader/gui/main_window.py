@@ -485,7 +485,7 @@ class MainWindow(QMainWindow):
             return
         found = sum(self._expanding.values())
         noun = "file" if found == 1 else "files"
-        self.adding_label.setText(f"Adding {found:,} {noun}…")
+        self.adding_label.setText(f"Adding {found:,} {noun}…" if found else "Adding files…")
 
     def set_adding_delay(self, ms: int) -> None:
         """How long listing may take before "Adding N files…" shows."""
