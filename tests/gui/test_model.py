@@ -240,3 +240,28 @@ def test_find_by_name_combines_with_the_category() -> None:
     assert [proxy.index(r, 0).data() for r in range(proxy.rowCount())] == ["f2.pdf"]
     proxy.set_text("")
     assert proxy.rowCount() == 2
+
+
+def test_header_sorting_orders_by_plain_values() -> None:
+    from PySide6.QtCore import Qt
+
+    model = UploadModel()
+    for s in mixed():
+        model.apply(s)
+    model.apply(
+        snap(7, name="a.pdf", size=5, state="uploaded", document_id=3, compression="skipped")
+    )
+    model.flush()
+    proxy = FilterModel()
+    proxy.setSourceModel(model)
+
+    def names() -> list[str]:
+        return [proxy.index(r, Column.NAME).data() for r in range(proxy.rowCount())]
+
+    assert names()[0] == "f1.pdf"  # not sorted: the order they were added in
+    proxy.sort(Column.STATUS, Qt.SortOrder.AscendingOrder)
+    assert names()[:2] == ["f2.pdf", "f1.pdf"]  # failed first, then uploading
+    proxy.sort(Column.SIZE, Qt.SortOrder.AscendingOrder)
+    assert names()[0] == "a.pdf"
+    proxy.sort(Column.NAME, Qt.SortOrder.DescendingOrder)
+    assert names()[-1] == "a.pdf"

@@ -350,6 +350,9 @@ class MainWindow(QMainWindow):
         vh.setDefaultSectionSize(self.fontMetrics().height() + 16)
         hh = self.view.horizontalHeader()
         hh.setHighlightSections(False)
+        # the order they were added in, until a header is clicked
+        hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.view.setSortingEnabled(True)
         hh.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
         fm = self.fontMetrics()
         widths = {

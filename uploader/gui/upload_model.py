@@ -62,6 +62,7 @@ class Role(enum.IntEnum):
     ACTIONS = Qt.ItemDataRole.UserRole + 6  # tuple of Action values
     ERROR = Qt.ItemDataRole.UserRole + 7
     CATEGORY = Qt.ItemDataRole.UserRole + 8
+    SORT = Qt.ItemDataRole.UserRole + 9  # what a click on the column's header sorts by
 
 
 class Action(enum.StrEnum):
@@ -491,7 +492,7 @@ class UploadModel(QAbstractTableModel):
                 if column == Column.ACTIONS
                 else ""
             )
-        return self._custom(snap, role)
+        return self._custom(snap, role, column)
 
     def _display(self, snap: UploadSnapshot, column: Column) -> str | None:
         match column:
@@ -507,8 +508,10 @@ class UploadModel(QAbstractTableModel):
                 return badge_text(snap)
         return None
 
-    def _custom(self, snap: UploadSnapshot, role: int) -> object:
+    def _custom(self, snap: UploadSnapshot, role: int, column: Column) -> object:
         match role:
+            case Role.SORT:
+                return _sort_key(snap, column)
             case Role.SNAPSHOT:
                 return snap
             case Role.UPLOAD_ID:
@@ -543,6 +546,7 @@ class FilterModel(QSortFilterProxyModel):
         self._category = Category.ALL
         self._text = ""
         self.setFilterRole(Role.CATEGORY)
+        self.setSortRole(Role.SORT)
 
     @property
     def category(self) -> Category:
@@ -569,6 +573,26 @@ class FilterModel(QSortFilterProxyModel):
         if self._category != Category.ALL and index.data(Role.CATEGORY) != self._category.value:
             return False
         return not self._text or self._text in str(index.data()).casefold()
+
+
+_STATE_ORDER = {"failed": 0, "uploading": 1, "queued": 2, "cancelled": 3, "uploaded": 4}
+_BADGE_ORDER = {"failed": 0, "not_queued": 1, "running": 2, "pending": 3, "done": 4, "skipped": 5}
+
+
+def _sort_key(snap: UploadSnapshot, column: Column) -> object:
+    """Plain values Qt compares: failures first under Status, names without case."""
+    match column:
+        case Column.NAME:
+            return display_name(snap.name).casefold()
+        case Column.SIZE:
+            return snap.size if snap.size is not None else -1
+        case Column.PROGRESS:
+            return progress_value(snap)
+        case Column.STATUS:
+            return _STATE_ORDER.get(snap.state, 9)
+        case Column.COMPRESSION:
+            return _BADGE_ORDER.get(snap.compression or "", 9)
+    return snap.id
 
 
 def _spans(rows_desc: Sequence[int]) -> list[tuple[int, int]]:
