@@ -85,6 +85,7 @@ class Engine:
             max(1, s.compress_workers), thread_name_prefix="compress"
         )
         self._expand_pool = ThreadPoolExecutor(1, thread_name_prefix="expand")
+        self._export_pool = ThreadPoolExecutor(1, thread_name_prefix="export")
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle ------------------------------------------------------------
@@ -127,7 +128,15 @@ class Engine:
         await asyncio.gather(*tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._db_pool, self.library.database.close)
-        for pool in (self._upload_pool, self._compress_pool, self._expand_pool, self._db_pool):
+        await loop.run_in_executor(self._export_pool, self.library.database.close)
+        pools = (
+            self._upload_pool,
+            self._compress_pool,
+            self._expand_pool,
+            self._export_pool,
+            self._db_pool,
+        )
+        for pool in pools:
             await loop.run_in_executor(None, functools.partial(pool.shutdown, wait=True))
         for futs in self._waiters.values():
             for fut in futs:
@@ -215,6 +224,12 @@ class Engine:
             snap = self.uploads.pop(i, None)
             if snap is not None and snap.document_id is not None:
                 self._by_doc.get(snap.document_id, set()).discard(i)
+
+    async def export(self, doc_id: int, dest: Path, *, overwrite: bool = False) -> Path:
+        """`Library.export` on its own thread, so that a large export never holds up
+        the database thread the uploads record through."""
+        fn = functools.partial(self.library.export, doc_id, dest, overwrite=overwrite)
+        return await self._in(self._export_pool, fn)
 
     # -- waiting --------------------------------------------------------------
 
