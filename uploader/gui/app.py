@@ -403,3 +403,32 @@ def run(library: Path | None, paths: list[str]) -> int:
 
 def _nothing() -> None:
     pass
+
+
+def open_and_close(root: Path) -> str:
+    """The self-test's window check: open the real window on `root`, let it show the
+    library's uploads, paint it, close it cleanly; says what it saw."""
+    app = make_app()
+    qsettings = QSettings(str(root / "self-test-settings.ini"), QSettings.Format.IniFormat)
+    lib = Library.open(root)
+    expected = len(lib.uploads(include_hidden=False))
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    session = Session(lib, Prefs.load(qsettings), qsettings, listen=False)
+    try:
+        loop.run_until_complete(session.start([]))
+        session.window.show()
+        loop.run_until_complete(session.window.idle())
+        loop.run_until_complete(asyncio.sleep(0.3))  # a flush of the model, then a paint
+        rows = session.window.model.rowCount()
+        shot = session.window.grab()
+        size = f"{shot.width()}×{shot.height()}"
+        if rows != expected:
+            raise RuntimeError(f"the window shows {rows} rows, the library has {expected}")
+        if shot.isNull() or shot.width() < 200:
+            raise RuntimeError(f"the window did not paint ({size})")
+    finally:
+        loop.run_until_complete(session.close())
+        loop.close()
+        asyncio.set_event_loop(None)
+    return f"opened the main window ({size}, {rows} rows shown), closed it cleanly"
