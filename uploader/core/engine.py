@@ -368,7 +368,7 @@ class Engine:
         loop = self._loop
         assert loop is not None
         interval = self.settings.progress_interval
-        last = [0.0]
+        last = [time.monotonic()]  # a file copied within one interval needs no progress
 
         def report(done: int) -> None:
             t = time.monotonic()
