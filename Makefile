@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv clean fault-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+test: lint fault-tools
 	QT_QPA_PLATFORM=offscreen QT_API=pyside6 $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# Debian tools the fault suite (tests/faults) injects faults with: strace, faketime, ...
+fault-tools:
+	@sh tests/faults/install-tools.sh
