@@ -10,6 +10,7 @@ need fiu-run fiu-utils
 need capsh libcap2-bin
 need mkfs.ext4 e2fsprogs
 need e2fsck e2fsprogs
+ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing="$missing libfuse2"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 	echo "fault suite: not installing$missing (needs root and apt-get); those tests skip"
