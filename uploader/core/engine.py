@@ -131,6 +131,13 @@ class Engine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
+        if self.settings.compress:
+            try:
+                await loop.run_in_executor(
+                    self._db_pool, compression.release, self.library, self.library.owner
+                )
+            except Exception as exc:  # the next open reclaims them anyway
+                log.warning("could not give back compression jobs: %s", describe(exc).reason)
         await loop.run_in_executor(self._db_pool, self.library.database.close)
         for pool in (self._upload_pool, self._compress_pool, self._expand_pool, self._db_pool):
             await loop.run_in_executor(None, functools.partial(pool.shutdown, wait=True))
