@@ -28,13 +28,16 @@ from .events import DocumentSnapshot, Event, Expanding, UploadSnapshot
 from .ingest import copy_in, discard
 from .library import Library
 from .models import Job, UploadState, rows
-from .retry import Kind, UploadError, describe
+from .retry import Kind, UploadError, backoff, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Listener = Callable[[Event], None]
 
 EXPAND_BATCH = 500
+# After this many failed database writes in a row the compression worker is stuck (disk
+# full, I/O error): it backs off, and drain_compression stops waiting for it.
+STUCK_AFTER = 3
 
 
 @dataclass
@@ -73,6 +76,8 @@ class Engine:
         self._upload_workers: list[asyncio.Task[None]] = []
         self._compress_wake = asyncio.Event()
         self._compress_busy = 0
+        self._compress_failures = 0
+        self._compress_error = ""
         self._closing = False
         self._shutdown = threading.Event()
         self._speed: dict[int, tuple[float, int]] = {}
@@ -127,6 +132,13 @@ class Engine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
+        if self.settings.compress:
+            try:
+                await loop.run_in_executor(
+                    self._db_pool, compression.release, self.library, self.library.owner
+                )
+            except Exception as exc:  # the next open reclaims them anyway
+                log.warning("could not give back compression jobs: %s", describe(exc).reason)
         await loop.run_in_executor(self._db_pool, self.library.database.close)
         await loop.run_in_executor(self._export_pool, self.library.database.close)
         pools = (
@@ -253,6 +265,11 @@ class Engine:
         while True:
             counts = await self._db(_job_counts)
             if counts.get("queued", 0) == 0 and counts.get("running", 0) == 0:
+                return
+            if self._compress_failures >= STUCK_AFTER:
+                log.warning(
+                    "compression paused (%s); the queue resumes next time", self._compress_error
+                )
                 return
             await asyncio.sleep(poll)
 
@@ -398,12 +415,16 @@ class Engine:
             try:
                 job = await self._db(compression.claim, self.library, self.library.owner, s.lease)
             except Exception as exc:
-                log.warning("cannot claim a compression job: %s", describe(exc).reason)
-                await asyncio.sleep(min(5.0, s.sweep_every))
-                continue
+                self._compression_write_failed(exc)
+                job = None
+                timeout = backoff(self._compress_failures - 1, base=0.5, cap=s.sweep_every)
+            else:
+                if job is not None:
+                    self._compress_failures = 0
+                else:
+                    due = await self._db(compression.next_due, self.library)
+                    timeout = s.sweep_every if due is None else max(0.05, min(due, s.sweep_every))
             if job is None:
-                due = await self._db(compression.next_due, self.library)
-                timeout = s.sweep_every if due is None else max(0.05, min(due, s.sweep_every))
                 self._compress_wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._compress_wake.wait(), timeout)
@@ -418,30 +439,49 @@ class Engine:
         renewer = self._spawn(self._renew(job))
         cancelled = self._shutdown.is_set
         try:
-            outcome = await self._in(
-                self._compress_pool,
-                functools.partial(
-                    compression.compress,
-                    self.library.store,
-                    job,
-                    level=s.level,
-                    cancelled=cancelled,
-                ),
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if self._shutdown.is_set():
-                return  # the lease runs out; the next start reclaims the job
-            doc = await self._db(
-                compression.fail, self.library, job, exc, retry_base=s.compress_retry_base
-            )
-        else:
-            doc = await self._db(compression.finish, self.library, job, outcome)
+            try:
+                outcome = await self._in(
+                    self._compress_pool,
+                    functools.partial(
+                        compression.compress,
+                        self.library.store,
+                        job,
+                        level=s.level,
+                        cancelled=cancelled,
+                    ),
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._shutdown.is_set():
+                    return  # the lease runs out; the next start reclaims the job
+                step = functools.partial(
+                    compression.fail, self.library, job, exc, retry_base=s.compress_retry_base
+                )
+            else:
+                step = functools.partial(compression.finish, self.library, job, outcome)
+            # finish and fail check that the job is still ours, so a retry is harmless
+            for attempt in range(STUCK_AFTER):
+                try:
+                    doc = await self._db(step)
+                    break
+                except Exception as exc:
+                    self._compression_write_failed(exc)
+                    if attempt == STUCK_AFTER - 1:
+                        # the job stays leased to us and the raw copy stays; the lease
+                        # running out (or the next open) frees it
+                        return
+                    await asyncio.sleep(backoff(attempt, base=0.5, cap=5.0))
         finally:
             renewer.cancel()
             self._compress_busy -= 1
+        self._compress_failures = 0
         self._publish_document(doc)
+
+    def _compression_write_failed(self, exc: BaseException) -> None:
+        self._compress_failures += 1
+        self._compress_error = describe(exc).reason
+        log.warning("compression cannot update the library: %s", self._compress_error)
 
     async def _renew(self, job: compression.Claimed) -> None:
         lease = self.settings.lease

@@ -56,15 +56,23 @@ class _Lock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LibraryError(
+                f"cannot open the library at {self.path.parent}: {describe(exc).reason}"
+            ) from exc
         try:
             _lock_fd(fd)
         except OSError:
             pid = _read_pid(fd)
             os.close(fd)
             raise LibraryLocked(pid) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        # the pid only names the holder in messages; the flock is the lock, so a full
+        # disk that refuses these few bytes must not stop the library from opening
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
 
     def release(self) -> None:
