@@ -132,6 +132,12 @@ class Engine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
+        running = [i for i, snap in self.uploads.items() if snap.state == UploadState.UPLOADING]
+        if running:
+            try:  # so that the next engine on this library resumes them
+                await loop.run_in_executor(self._db_pool, self.library.requeue, running)
+            except Exception as exc:  # the next open requeues them anyway
+                log.warning("could not put uploads back in the queue: %s", describe(exc).reason)
         if self.settings.compress:
             try:
                 await loop.run_in_executor(

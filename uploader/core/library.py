@@ -460,6 +460,20 @@ class Library:
 
         return self.write(tx)
 
+    def requeue(self, ids: Iterable[int]) -> int:
+        """Put interrupted uploads back in the queue (an engine stopping cleanly)."""
+        ids = list(ids)
+
+        def tx() -> int:
+            return sum(
+                Upload.update(state=UploadState.QUEUED, updated_at=models.now())
+                .where(Upload.id.in_(part) & (Upload.state == UploadState.UPLOADING))
+                .execute()
+                for part in _chunks(ids, 500)
+            )
+
+        return self.write(tx)
+
     def queued_upload_ids(self) -> list[int]:
         query = Upload.select(Upload.id).where(Upload.state == UploadState.QUEUED)
         return [r[0] for r in rows(query.order_by(Upload.id))]
