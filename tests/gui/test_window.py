@@ -356,8 +356,8 @@ def test_closing_during_uploads_asks_and_they_resume_next_time(
     w.confirm_box.button(QMessageBox.StandardButton.Close).click()
     assert closed == [True]
     run(s.close())
-    # the interrupted one is still marked as running: the next open puts it back in the queue
-    assert sorted(r[0] for r in _states(lib_dir)) == ["queued"] * 5 + ["uploading"]
+    # the interrupted one went back in the queue with the rest
+    assert sorted(r[0] for r in _states(lib_dir)) == ["queued"] * 6
     monkeypatch.setattr(engine_module, "copy_in", real_copy_in)
     again = open_session(lib_dir)
     assert again.window.model.rowCount() == 6  # the recent rows are shown again
