@@ -39,6 +39,18 @@ BUTTON_GAP = 6
 BUTTON_MARGIN = 3
 
 
+def paint_background(
+    delegate: QStyledItemDelegate, painter: QPainter, option: QStyleOptionViewItem, index: Index
+) -> None:
+    """The cell as the style paints it (selection, alternate rows), without its text."""
+    opt = QStyleOptionViewItem(option)
+    delegate.initStyleOption(opt, index)
+    opt.text = ""
+    widget = opt.widget
+    style = widget.style() if widget is not None else QApplication.style()
+    style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+
+
 class ProgressDelegate(QStyledItemDelegate):
     """While uploading: the bytes, speed and time left, over a thin progress bar."""
 
@@ -47,7 +59,7 @@ class ProgressDelegate(QStyledItemDelegate):
         if not isinstance(value, int) or value < 0:
             super().paint(painter, option, index)
             return
-        self._background(painter, option, index)
+        paint_background(self, painter, option, index)
         widget = option.widget
         style = widget.style() if widget is not None else QApplication.style()
         rect: QRect = option.rect.adjusted(4, 3, -6, -4)
@@ -77,14 +89,6 @@ class ProgressDelegate(QStyledItemDelegate):
         # Qt 6 needs the horizontal flag or the bar is painted vertically
         bar.state = option.state | QStyle.StateFlag.State_Horizontal
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
-
-    def _background(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        opt.text = ""
-        widget = opt.widget
-        style = widget.style() if widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
 
 
 # Badge colours by compression state: a hue, blended with the palette so that
@@ -120,12 +124,7 @@ class BadgeDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
         state = index.data(Role.COMPRESSION)
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        opt.text = ""
-        widget = opt.widget
-        style = widget.style() if widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+        paint_background(self, painter, option, index)
         if not text or not isinstance(state, str):
             return
         rect: QRect = option.rect
@@ -181,12 +180,9 @@ class ActionsDelegate(QStyledItemDelegate):
         return button_rects(option_rect, [ACTION_LABELS[a] for a in actions_of(index)], fm)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        opt.text = ""
-        widget: QWidget | None = opt.widget
+        paint_background(self, painter, option, index)
+        widget: QWidget | None = option.widget
         style = widget.style() if widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
         acts = actions_of(index)
         if not acts:
             return
