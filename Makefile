@@ -30,3 +30,13 @@ test: lint
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# Benchmarks (bench/, not tests): `bench` writes BENCHMARKS.md, `bench-quick` a check in minutes.
+.PHONY: bench bench-quick
+bench: $(STAMP)
+	sh bench/install-peers.sh
+	$(BIN)/python -m bench --mode full
+
+bench-quick: $(STAMP)
+	sh bench/install-peers.sh
+	$(BIN)/python -m bench --mode quick
