@@ -7,6 +7,7 @@ Never modifies the source; never leaves a temp file behind on failure.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import os
@@ -37,6 +38,8 @@ class Staged:
     sha256: str
     size: int
     name: str
+    # already renamed to its content address (temp is then the blob itself)
+    published: bool = False
 
 
 def _refuse_not_regular(mode: int) -> UploadError:
@@ -198,6 +201,24 @@ def _write_all(fd: int, chunk: memoryview) -> None:
         chunk = chunk[n:]
 
 
+def publish(store: BlobStore, staged: Staged) -> Staged:
+    """Rename a staged copy to its content address and fsync the folder: done here, in
+    the copying thread, so that recording stays a database transaction only.
+
+    A blob whose row is never committed is unreferenced and young; the sweep collects
+    it once it is old. On failure the temp file is gone.
+    """
+    try:
+        final = store.publish(staged.temp, staged.sha256)
+    except BaseException:
+        discard(staged)
+        raise
+    return dataclasses.replace(staged, temp=final, published=True)
+
+
 def discard(staged: Staged) -> None:
+    """Drop a staged copy; a published one stays (it may be another upload's blob)."""
+    if staged.published:
+        return
     with contextlib.suppress(FileNotFoundError):
         staged.temp.unlink()
