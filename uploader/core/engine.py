@@ -19,22 +19,31 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import peewee as pw
 
 from . import compression
 from .events import DocumentSnapshot, Event, Expanding, UploadSnapshot
-from .ingest import copy_in, discard
+from .ingest import Staged, copy_in, discard, publish
 from .library import Library
 from .models import Job, UploadState, rows
 from .retry import Kind, UploadError, describe
+from .store import BlobStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Listener = Callable[[Event], None]
 
 EXPAND_BATCH = 500
+# copies staged and waiting for their record's commit, at most
+RECORDING = 256
+# a worker starts files under SMALL_FILE in groups of up to GROUP_FILES or GROUP_BYTES
+SMALL_FILE = 1 << 20
+GROUP_FILES = 64
+GROUP_BYTES = 8 << 20
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 @dataclass
@@ -86,6 +95,10 @@ class Engine:
         )
         self._expand_pool = ThreadPoolExecutor(1, thread_name_prefix="expand")
         self._loop: asyncio.AbstractEventLoop | None = None
+        # one transaction for the starts, and one for the records, that arrive together
+        self._starts = _Batcher(self, self._start_batch)
+        self._records = _Batcher(self, self._record_batch)
+        self._recording = asyncio.Semaphore(RECORDING)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -245,22 +258,49 @@ class Engine:
 
     async def _upload_worker(self) -> None:
         while True:
-            uid = await self._queue.get()
+            group = [await self._queue.get()]
+            self._take_small(group)
             try:
-                await self._run_upload(uid)
-            except _Shutdown:
-                return  # left as it is in the database; the next start resumes it
+                started = await self._start(group)
             except Exception:
-                log.exception("upload %d: unexpected failure in the engine", uid)
+                log.exception("uploads %s: unexpected failure in the engine", group)
+                continue
+            for uid in started:
+                try:
+                    await self._run_upload(uid)
+                except _Shutdown:
+                    return  # left as it is in the database; the next start resumes it
+                except Exception:
+                    log.exception("upload %d: unexpected failure in the engine", uid)
+
+    def _take_small(self, group: list[int]) -> None:
+        """Small files go in groups, started in one transaction, so that a worker never
+        waits a commit per file; a group ends with the first file that is not small."""
+        total = 0
+        while len(group) < GROUP_FILES and total < GROUP_BYTES:
+            snap = self.uploads.get(group[-1])
+            size = snap.size if snap is not None else None
+            if size is None or size >= SMALL_FILE or self._queue.empty():
+                return
+            total += size
+            group.append(self._queue.get_nowait())
+
+    async def _start(self, group: list[int]) -> list[int]:
+        """Mark the group's queued uploads as running (one transaction); those started."""
+        ids = []
+        for uid in group:
+            snap = self.uploads.get(uid)
+            if snap is not None and snap.state == UploadState.QUEUED and not self._closing:
+                ids.append(uid)
+        ok = await asyncio.gather(*(self._starts(uid) for uid in ids))
+        started = [uid for uid, yes in zip(ids, ok, strict=True) if yes]
+        for uid in started:  # cancel() finds them from now on, before their copy begins
+            self._cancels[uid] = threading.Event()
+        return started
 
     async def _run_upload(self, uid: int) -> None:
-        snap = self.uploads.get(uid)
-        if snap is None or snap.state != UploadState.QUEUED or self._closing:
-            return
-        if not await self._db(self.library.start_upload, uid):
-            return
-        cancel = threading.Event()
-        self._cancels[uid] = cancel
+        snap = self.uploads[uid]
+        cancel = self._cancels.setdefault(uid, threading.Event())
         started = time.monotonic()
         self._speed[uid] = (started, 0)
         self._publish(
@@ -283,7 +323,7 @@ class Engine:
             staged = await self._in(
                 self._upload_pool,
                 functools.partial(
-                    copy_in,
+                    _copy_and_publish,
                     self.library.store,
                     Path(snap.path),
                     progress=report,
@@ -293,42 +333,79 @@ class Engine:
             )
             if self._shutdown.is_set():
                 raise _Shutdown
-            final = await self._db(self.library.record, uid, staged)
         except (_Shutdown, asyncio.CancelledError):
             if staged is not None:
                 discard(staged)
             raise
         except Exception as exc:
-            if staged is not None:
-                discard(staged)
-            if self._shutdown.is_set():
-                raise _Shutdown from exc
-            failure = describe(exc)
-            state = UploadState.CANCELLED if failure.kind == Kind.CANCELLED else UploadState.FAILED
-            if not isinstance(exc, UploadError):
-                log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=exc)
-            final = await self._db(
-                self.library.fail_upload, uid, failure.kind, failure.reason, state
-            )
+            await self._failed(uid, snap, exc)
+            return
         finally:
             self._cancels.pop(uid, None)
             self._speed.pop(uid, None)
-        if final.state == UploadState.UPLOADED and final.document_id is not None:
-            final = await self._after_stored(final)
+        # Records are committed in groups: hand the copy over and go on to the next file.
+        await self._recording.acquire()
+        self._spawn(self._record_upload(uid, snap, staged))
+
+    async def _record_upload(self, uid: int, snap: UploadSnapshot, staged: Staged) -> None:
+        try:
+            try:
+                final, doc = await self._records((uid, staged))
+            except asyncio.CancelledError:
+                discard(staged)
+                raise
+            except Exception as exc:
+                await self._failed(uid, snap, exc, staged)
+                return
+            if doc is not None:
+                final = replace(final, compression=doc.compression, stored_size=doc.stored_size)
+                self._remember(final)
+                self._publish_document(doc)
+            self._compress_wake.set()
+            self._publish(replace(final, started_at=self.uploads[uid].started_at))
+        except _Shutdown:
+            return  # left uploading in the database; the next start resumes it
+        finally:
+            self._recording.release()
+
+    async def _failed(
+        self, uid: int, snap: UploadSnapshot, exc: Exception, staged: Staged | None = None
+    ) -> None:
+        if staged is not None:
+            discard(staged)
+        if self._shutdown.is_set():
+            raise _Shutdown from exc
+        failure = describe(exc)
+        state = UploadState.CANCELLED if failure.kind == Kind.CANCELLED else UploadState.FAILED
+        if not isinstance(exc, UploadError):
+            log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=exc)
+        final = await self._db(self.library.fail_upload, uid, failure.kind, failure.reason, state)
         self._publish(replace(final, started_at=self.uploads[uid].started_at))
 
-    async def _after_stored(self, snap: UploadSnapshot) -> UploadSnapshot:
-        """Queue compression: secondary, so failing here never fails the upload."""
-        doc_id = snap.document_id
-        assert doc_id is not None
-        if snap.compression == "not_queued" and self.settings.queue_compression:
-            await self._db(self.library.queue_compression, doc_id)
-            for doc in await self._db(self.library.documents, [doc_id]):
-                snap = replace(snap, compression=doc.compression, stored_size=doc.stored_size)
-                self._remember(snap)
-                self._publish_document(doc)
-        self._compress_wake.set()
-        return snap
+    def _start_batch(self, ids: list[int]) -> list[bool | Exception]:
+        started = self.library.start_uploads(ids)
+        return [i in started for i in ids]
+
+    def _record_batch(
+        self, items: list[tuple[int, Staged]]
+    ) -> list[tuple[UploadSnapshot, DocumentSnapshot | None] | Exception]:
+        """Record staged copies together, then queue their compression (secondary:
+        failing to queue never fails an upload; the sweep queues it later)."""
+        results = self.library.record_many(items)
+        fresh = [
+            r.document_id
+            for r in results
+            if isinstance(r, UploadSnapshot)
+            and r.document_id is not None
+            and r.compression == "not_queued"
+        ]
+        docs: dict[int, DocumentSnapshot] = {}
+        if fresh and self.settings.queue_compression:
+            self.library.queue_compression_many(fresh)
+            docs = {d.id: d for d in self.library.documents(fresh)}
+        return [
+            r if isinstance(r, Exception) else (r, docs.get(r.document_id or -1)) for r in results
+        ]
 
     def _progress_reporter(self, uid: int) -> Callable[[int], None]:
         loop = self._loop
@@ -483,6 +560,54 @@ class Engine:
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self._in(self._db_pool, functools.partial(fn, *args, **kwargs))
+
+
+class _Batcher(Generic[A, R]):
+    """Requests that arrive while the db thread is busy go to it together, as one call
+    of `many(items)`, which returns a result or an exception per item."""
+
+    def __init__(self, engine: Engine, many: Callable[[list[A]], Sequence[R | Exception]]) -> None:
+        self._engine = engine
+        self._many = many
+        self._pending: list[tuple[A, asyncio.Future[R]]] = []
+        self._flushing = False
+
+    async def __call__(self, item: A) -> R:
+        fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, fut))
+        if not self._flushing:
+            self._flushing = True
+            self._engine._spawn(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        batch: list[tuple[A, asyncio.Future[R]]] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                results: Sequence[R | Exception]
+                try:
+                    results = await self._engine._db(self._many, [item for item, _ in batch])
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, fut), result in zip(batch, results, strict=True):
+                    if fut.done():
+                        continue
+                    if isinstance(result, Exception):
+                        fut.set_exception(result)
+                    else:
+                        fut.set_result(result)
+        finally:
+            self._flushing = False
+            for _, fut in batch + self._pending:
+                if not fut.done():
+                    fut.cancel()
+            self._pending = []
+
+
+def _copy_and_publish(store: BlobStore, path: Path, **kwargs: Any) -> Staged:
+    """The upload thread's part: copy, hash, check, fsync, rename into place, fsync."""
+    return publish(store, copy_in(store, path, **kwargs))
 
 
 def _job_counts() -> dict[str, int]:
