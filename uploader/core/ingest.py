@@ -11,11 +11,14 @@ import dataclasses
 import errno
 import hashlib
 import os
+import queue
 import shutil
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import formats
 from .events import format_size
@@ -23,6 +26,9 @@ from .retry import Kind, UploadError, describe
 from .store import BlobStore
 
 CHUNK = 1 << 20
+# From this size on, reading, hashing and writing run in three threads at once.
+OVERLAP_FROM = 16 << 20
+OVERLAP_DEPTH = 8
 # Kept free beyond the file itself, so that the database and the journal can grow.
 RESERVE = 8 << 20
 
@@ -116,7 +122,7 @@ def copy_in(
     try:
         check_space(store, before.st_size)
         temp = store.new_temp()
-        sha, total, head, tail = _stream(fd, temp, progress, cancelled)
+        sha, total, head, tail = _stream(fd, temp, progress, cancelled, before.st_size)
         after = os.fstat(fd)
         if (
             total != before.st_size
@@ -137,7 +143,11 @@ def copy_in(
 
 
 def _stream(
-    fd: int, temp: Path, progress: Progress | None, cancelled: Cancelled | None
+    fd: int,
+    temp: Path,
+    progress: Progress | None,
+    cancelled: Cancelled | None,
+    size: int = 0,
 ) -> tuple[str, int, bytes, bytes]:
     digest = hashlib.sha256()
     buf = bytearray(CHUNK)
@@ -151,30 +161,28 @@ def _stream(
     except OSError as exc:
         raise UploadError(*_words(exc, "while writing to the library")) from exc
     try:
-        while True:
-            if cancelled is not None and cancelled():
-                raise UploadError(Kind.CANCELLED, "cancelled")
-            try:
-                n = os.readv(fd, [view]) if hasattr(os, "readv") else _read_into(fd, view)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                raise UploadError(*_words(exc, "while reading the file")) from exc
-            if n == 0:
-                break
-            chunk = view[:n]
-            digest.update(chunk)
-            _write_all(out, chunk)
-            if len(head) < formats.HEAD:
-                head += bytes(chunk[: formats.HEAD - len(head)])
-            tail = (
-                bytes(chunk[-formats.TAIL :])
-                if n >= formats.TAIL
-                else (tail + chunk)[-formats.TAIL :]
-            )
-            total += n
-            if progress is not None:
-                progress(total)
+        if size >= OVERLAP_FROM:
+            total, head, tail = _overlapped(fd, out, digest, progress, cancelled)
+        else:
+            while True:
+                if cancelled is not None and cancelled():
+                    raise UploadError(Kind.CANCELLED, "cancelled")
+                n = _read(fd, view)
+                if n == 0:
+                    break
+                chunk = view[:n]
+                digest.update(chunk)
+                _write_all(out, chunk)
+                if len(head) < formats.HEAD:
+                    head += bytes(chunk[: formats.HEAD - len(head)])
+                tail = (
+                    bytes(chunk[-formats.TAIL :])
+                    if n >= formats.TAIL
+                    else (tail + chunk)[-formats.TAIL :]
+                )
+                total += n
+                if progress is not None:
+                    progress(total)
         try:
             os.fsync(out)
         except OSError as exc:
@@ -182,6 +190,87 @@ def _stream(
     finally:
         os.close(out)
     return digest.hexdigest(), total, head, tail
+
+
+def _read(fd: int, view: memoryview) -> int:
+    while True:
+        try:
+            return os.readv(fd, [view]) if hasattr(os, "readv") else _read_into(fd, view)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            raise UploadError(*_words(exc, "while reading the file")) from exc
+
+
+def _overlapped(
+    fd: int,
+    out: int,
+    digest: Any,
+    progress: Progress | None,
+    cancelled: Cancelled | None,
+) -> tuple[int, bytes, bytes]:
+    """Read here, hash in one thread, write in another, chunk by chunk in order.
+
+    The bytes written are the bytes hashed: each buffer goes read → hash → write and
+    only then back to be read into again.
+    """
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(OVERLAP_DEPTH):
+        free.put(bytearray(CHUNK))
+    to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    failed: list[BaseException] = []
+
+    def hasher() -> None:
+        while (item := to_hash.get()) is not None:
+            digest.update(memoryview(item[0])[: item[1]])
+            to_write.put(item)
+        to_write.put(None)
+
+    def writer() -> None:
+        while (item := to_write.get()) is not None:
+            if not failed:
+                try:
+                    _write_all(out, memoryview(item[0])[: item[1]])
+                except BaseException as exc:
+                    failed.append(exc)
+            free.put(item[0])
+
+    threads = [
+        threading.Thread(target=hasher, name="ingest-hash", daemon=True),
+        threading.Thread(target=writer, name="ingest-write", daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    head = b""
+    tail = b""
+    total = 0
+    try:
+        while not failed:
+            if cancelled is not None and cancelled():
+                raise UploadError(Kind.CANCELLED, "cancelled")
+            buf = free.get()
+            n = _read(fd, memoryview(buf))
+            if n == 0:
+                break
+            if len(head) < formats.HEAD:
+                head += bytes(buf[: formats.HEAD - len(head)])
+            tail = (
+                bytes(buf[max(0, n - formats.TAIL) : n])
+                if n >= formats.TAIL
+                else (tail + bytes(buf[:n]))[-formats.TAIL :]
+            )
+            to_hash.put((buf, n))
+            total += n
+            if progress is not None:
+                progress(total)
+    finally:
+        to_hash.put(None)
+        for t in threads:
+            t.join()
+    if failed:
+        raise failed[0]
+    return total, head, tail
 
 
 def _read_into(fd: int, view: memoryview) -> int:  # pragma: no cover - Windows
