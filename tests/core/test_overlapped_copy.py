@@ -3,7 +3,9 @@ the same checks and the same failures as the one-thread copy."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import random
 import threading
 from pathlib import Path
@@ -100,5 +102,21 @@ def test_read_failure_and_cancel_stop_every_thread(
     with pytest.raises(UploadError) as info:
         ingest.copy_in(library.store, path)
     assert info.value.reason == "the disk reported an error"
+    assert list(library.store.iter_temps()) == []
+    assert _no_ingest_threads()
+
+
+def test_failed_early_writeback_fails_the_copy(
+    library: Library, src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _big(src / "big.bin", random.Random(8).randbytes(ingest.FLUSH_EVERY * 2))
+
+    def eio(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", eio)
+    with pytest.raises(UploadError) as info:
+        ingest.copy_in(library.store, path)
+    assert info.value.kind == Kind.IO
     assert list(library.store.iter_temps()) == []
     assert _no_ingest_threads()

@@ -29,6 +29,7 @@ CHUNK = 1 << 20
 # From this size on, reading, hashing and writing run in three threads at once.
 OVERLAP_FROM = 16 << 20
 OVERLAP_DEPTH = 8
+FLUSH_EVERY = 32 << 20
 # Kept free beyond the file itself, so that the database and the journal can grow.
 RESERVE = 8 << 20
 
@@ -227,7 +228,11 @@ def _overlapped(
             to_write.put(item)
         to_write.put(None)
 
+    flush = threading.Event()
+    done = threading.Event()
+
     def writer() -> None:
+        unflushed = 0
         while (item := to_write.get()) is not None:
             if not failed:
                 try:
@@ -235,10 +240,31 @@ def _overlapped(
                 except BaseException as exc:
                     failed.append(exc)
             free.put(item[0])
+            unflushed += item[1]
+            if unflushed >= FLUSH_EVERY:
+                unflushed = 0
+                flush.set()
+        done.set()
+        flush.set()
+
+    def flusher() -> None:
+        # Writes back what is written so far while the copy goes on, so that the final
+        # fsync (which alone makes the copy durable) has little left to do.
+        while True:
+            flush.wait()
+            flush.clear()
+            if done.is_set() or failed:
+                return
+            try:
+                os.fdatasync(out)
+            except OSError as exc:
+                failed.append(UploadError(*_words(exc, "while saving to the library")))
+                return
 
     threads = [
         threading.Thread(target=hasher, name="ingest-hash", daemon=True),
         threading.Thread(target=writer, name="ingest-write", daemon=True),
+        threading.Thread(target=flusher, name="ingest-flush", daemon=True),
     ]
     for t in threads:
         t.start()
