@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -58,6 +59,15 @@ MODES = {
 }
 
 
+def _baseline(folder: Path, source: Path) -> Path:
+    """A folder with the baseline's uploader package and this harness's bench package."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / "uploader").symlink_to((source / "uploader").resolve())
+    shutil.copytree(ROOT / "bench", folder / "bench")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--mode", choices=sorted(MODES), default="quick")
@@ -70,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="the report (default: BENCHMARKS.md for full)")
     p.add_argument("--only", help="comma-separated figure keys (hash,big,small,…,gui)")
     p.add_argument("--rounds", type=int, help="override the number of rounds")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="a folder holding an earlier `uploader` package, measured beside this one",
+    )
     args = p.parse_args(argv)
     mode = MODES[args.mode]
     out = args.out or (
@@ -88,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or int(mode["rounds"])  # type: ignore[call-overload]
     small_rounds = args.rounds or int(mode["small_rounds"])  # type: ignore[call-overload]
     ctx = core_figures.Context(args.work, paths, rounds, small_rounds, log)
+    if args.baseline is not None:
+        ctx.baseline = _baseline(args.work / "baseline", args.baseline)
     figures: list[Figure] = core_figures.all_figures(ctx, only)
     if only is None or "gui" in only:
         figures += gui_figures.all_figures(

@@ -31,6 +31,8 @@ class Context:
     small_rounds: int
     log: Callable[[str], None] = print
     results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # a folder whose `uploader` package is an earlier version, measured beside this one
+    baseline: Path | None = None
 
     @property
     def run(self) -> Path:
@@ -49,16 +51,35 @@ class Context:
 
         return prepare
 
-    def ours(self, key: str, *args: str) -> Timed:
-        """A variant that runs `python -m bench.worker ARGS` and reads its own timing."""
+    def ours(self, key: str, *args: str, before: bool = False) -> Timed:
+        """A variant that runs `python -m bench.worker ARGS` and reads its own timing
+        (with the baseline's uploader package when `before`)."""
 
         def run() -> float:
-            done = sh([sys.executable, "-m", "bench.worker", *args], cwd=ROOT)
+            cwd = self.baseline if before and self.baseline is not None else ROOT
+            done = sh([sys.executable, "-m", "bench.worker", *args], cwd=cwd)
             result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
             self.results.setdefault(key, []).append(result)
             return float(result["seconds"])
 
         return run
+
+
+def with_before(ctx: Context, v: list[Variant], key: str, *args: str) -> None:
+    """Add the baseline version of Uploader right after the current one, if asked for."""
+    if ctx.baseline is None:
+        return
+    mine = v[0]
+    v.insert(
+        1,
+        Variant(
+            "uploader before",
+            ctx.ours(key + "-before", *args, before=True),
+            mine.command + " (baseline version)",
+            mine.work,
+            mine.prepare,
+        ),
+    )
 
 
 def have(tool: str) -> bool:
@@ -105,6 +126,7 @@ def big_file(ctx: Context) -> Figure:
             "Engine.add → wait_uploads: hashed, fsynced, renamed, folder fsynced, row committed",
         )
     ]
+    with_before(ctx, v, "big", "ingest", str(lib), str(src))
 
     def mk() -> None:
         ctx.fresh(dst)()
@@ -161,6 +183,7 @@ def many_files(ctx: Context, key: str, title: str, floor: float | None) -> Figur
             "every file durable (fsync, rename, folder fsync, row committed) when acknowledged",
         )
     ]
+    with_before(ctx, v, key, "ingest", str(lib), str(src))
     mk = ctx.fresh(dst)
     _peer(
         v,
@@ -217,6 +240,7 @@ def compress_only(ctx: Context) -> Figure:
             ctx.fresh(out),
         )
     ]
+    with_before(ctx, v, "compress", "compress-only", str(src), str(out))
     _peer(
         v,
         "zstd -3 -T0 + sync",
@@ -258,6 +282,7 @@ def compression_job(ctx: Context) -> Figure:
             lambda: _stage(ctx, lib),
         )
     ]
+    with_before(ctx, v, "job", "job", str(lib))
     _peer(
         v,
         "zstd -3 -T0 + sync",
@@ -295,6 +320,7 @@ def export(ctx: Context) -> Figure:
             ctx.fresh(out),
         )
     ]
+    with_before(ctx, v, "export", "export", str(lib), str(out))
     _peer(
         v,
         "zstd -d + sync",
