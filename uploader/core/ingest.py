@@ -113,17 +113,19 @@ def copy_in(
     progress: Progress | None = None,
     cancelled: Cancelled | None = None,
     check_corrupt: bool = True,
+    durable: bool = True,
 ) -> Staged:
     """Copy `path` into a fsynced temp file, hashing and checking it on the way.
 
-    Raises UploadError with the reason in words; the temp file is gone then.
+    Raises UploadError with the reason in words; the temp file is gone then. With
+    `durable=False` the caller must `fsync_file(staged.temp)` before publishing it.
     """
     fd, before = open_source(path)
     temp: Path | None = None
     try:
         check_space(store, before.st_size)
         temp = store.new_temp()
-        sha, total, head, tail = _stream(fd, temp, progress, cancelled, before.st_size)
+        sha, total, head, tail = _stream(fd, temp, progress, cancelled, before.st_size, durable)
         after = os.fstat(fd)
         if (
             total != before.st_size
@@ -149,6 +151,7 @@ def _stream(
     progress: Progress | None,
     cancelled: Cancelled | None,
     size: int = 0,
+    durable: bool = True,
 ) -> tuple[str, int, bytes, bytes]:
     digest = hashlib.sha256()
     buf = bytearray(CHUNK)
@@ -184,13 +187,30 @@ def _stream(
                 total += n
                 if progress is not None:
                     progress(total)
-        try:
-            os.fsync(out)
-        except OSError as exc:
-            raise UploadError(*_words(exc, "while saving to the library")) from exc
+        if durable:
+            _fsync(out)
     finally:
         os.close(out)
     return digest.hexdigest(), total, head, tail
+
+
+def _fsync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while saving to the library")) from exc
+
+
+def fsync_file(path: Path) -> None:
+    """Make a copy made with `durable=False` durable (UploadError in words if not)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while saving to the library")) from exc
+    try:
+        _fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read(fd: int, view: memoryview) -> int:
