@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from uploader.core import compression, ingest, store
+from uploader.core import compression, engine, ingest, store
 from uploader.core.engine import Engine
 from uploader.core.library import Library
 from uploader.core.models import Document, Job, Upload
@@ -117,6 +117,7 @@ def test_folder_fsync_failure_stores_nothing(
             raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(store, "fsync_dir", broken)
+    monkeypatch.setattr(engine, "fsync_dir", broken)
 
     async def go(engine: Engine) -> list[Any]:
         return await engine.wait_uploads(await engine.add([src]))

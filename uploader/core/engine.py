@@ -25,11 +25,11 @@ import peewee as pw
 
 from . import compression
 from .events import DocumentSnapshot, Event, Expanding, UploadSnapshot
-from .ingest import Staged, copy_in, discard, publish
+from .ingest import Staged, copy_in, discard, fsync_file, publish
 from .library import Library
 from .models import Job, UploadState, rows
 from .retry import Kind, UploadError, describe
-from .store import BlobStore
+from .store import BlobStore, fsync_dir
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +42,7 @@ RECORDING = 256
 SMALL_FILE = 1 << 20
 GROUP_FILES = 64
 GROUP_BYTES = 8 << 20
+FSYNCS = 16
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -94,10 +95,12 @@ class Engine:
             max(1, s.compress_workers), thread_name_prefix="compress"
         )
         self._expand_pool = ThreadPoolExecutor(1, thread_name_prefix="expand")
+        # the fsyncs of a group of small files, issued at once
+        self._fsync_pool = ThreadPoolExecutor(FSYNCS, thread_name_prefix="fsync")
         self._loop: asyncio.AbstractEventLoop | None = None
         # one transaction for the starts, and one for the records, that arrive together
         self._starts = _Batcher(self, self._start_batch)
-        self._records = _Batcher(self, self._record_batch)
+        self._to_record: asyncio.Queue[tuple[int, UploadSnapshot, Staged]] = asyncio.Queue()
         self._recording = asyncio.Semaphore(RECORDING)
 
     # -- life cycle ------------------------------------------------------------
@@ -116,6 +119,7 @@ class Engine:
                 self._remember(snap)
             for i in ids:
                 self._queue.put_nowait(i)
+        self._spawn(self._recorder())
         for _ in range(max(1, self.settings.jobs)):
             self._upload_workers.append(self._spawn(self._upload_worker()))
         if self.settings.compress:
@@ -140,7 +144,8 @@ class Engine:
         await asyncio.gather(*tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._db_pool, self.library.database.close)
-        for pool in (self._upload_pool, self._compress_pool, self._expand_pool, self._db_pool):
+        pools = (self._upload_pool, self._compress_pool, self._expand_pool, self._fsync_pool)
+        for pool in (*pools, self._db_pool):
             await loop.run_in_executor(None, functools.partial(pool.shutdown, wait=True))
         for futs in self._waiters.values():
             for fut in futs:
@@ -265,13 +270,15 @@ class Engine:
             except Exception:
                 log.exception("uploads %s: unexpected failure in the engine", group)
                 continue
-            for uid in started:
-                try:
+            try:
+                if len(started) > 1:
+                    await self._run_group(started)
+                for uid in started if len(started) == 1 else ():
                     await self._run_upload(uid)
-                except _Shutdown:
-                    return  # left as it is in the database; the next start resumes it
-                except Exception:
-                    log.exception("upload %d: unexpected failure in the engine", uid)
+            except _Shutdown:
+                return  # left as it is in the database; the next start resumes it
+            except Exception:
+                log.exception("uploads %s: unexpected failure in the engine", started)
 
     def _take_small(self, group: list[int]) -> None:
         """Small files go in groups, started in one transaction, so that a worker never
@@ -292,8 +299,8 @@ class Engine:
             snap = self.uploads.get(uid)
             if snap is not None and snap.state == UploadState.QUEUED and not self._closing:
                 ids.append(uid)
-        ok = await asyncio.gather(*(self._starts(uid) for uid in ids))
-        started = [uid for uid, yes in zip(ids, ok, strict=True) if yes]
+        ok = await self._starts(ids) if ids else []
+        started = [uid for uid, yes in zip(ids, ok, strict=True) if yes is True]
         for uid in started:  # cancel() finds them from now on, before their copy begins
             self._cancels[uid] = threading.Event()
         return started
@@ -343,30 +350,97 @@ class Engine:
         finally:
             self._cancels.pop(uid, None)
             self._speed.pop(uid, None)
-        # Records are committed in groups: hand the copy over and go on to the next file.
-        await self._recording.acquire()
-        self._spawn(self._record_upload(uid, snap, staged))
+        await self._hand_over(uid, snap, staged)
 
-    async def _record_upload(self, uid: int, snap: UploadSnapshot, staged: Staged) -> None:
+    async def _run_group(self, uids: list[int]) -> None:
+        """Small files: one executor call copies the whole group; no progress events
+        (each takes milliseconds), each still its own upload with its own outcome."""
+        now = time.time()
+        snaps = []
+        for uid in uids:
+            snap = replace(
+                self.uploads[uid],
+                state=UploadState.UPLOADING,
+                attempts=self.uploads[uid].attempts + 1,
+                done_bytes=0,
+                error=None,
+                error_kind=None,
+                started_at=now,
+                speed=None,
+            )
+            self._publish(snap)
+            snaps.append(snap)
+        s = self.settings
+        work = [
+            (
+                Path(snap.path),
+                self._cancels[snap.id].is_set,
+                s.check_corrupt and not snap.accept_corrupt,
+            )
+            for snap in snaps
+        ]
         try:
-            try:
-                final, doc = await self._records((uid, staged))
-            except asyncio.CancelledError:
-                discard(staged)
-                raise
-            except Exception as exc:
-                await self._failed(uid, snap, exc, staged)
-                return
-            if doc is not None:
-                final = replace(final, compression=doc.compression, stored_size=doc.stored_size)
-                self._remember(final)
-                self._publish_document(doc)
-            self._compress_wake.set()
-            self._publish(replace(final, started_at=self.uploads[uid].started_at))
-        except _Shutdown:
-            return  # left uploading in the database; the next start resumes it
+            results = await self._in(
+                self._upload_pool,
+                functools.partial(_copy_group, self.library.store, self._fsync_pool, work),
+            )
         finally:
-            self._recording.release()
+            for uid in uids:
+                self._cancels.pop(uid, None)
+        for snap, result in zip(snaps, results, strict=True):
+            if isinstance(result, Exception):
+                await self._failed(snap.id, snap, result)
+            elif self._shutdown.is_set():
+                discard(result)
+                raise _Shutdown
+            else:
+                await self._hand_over(snap.id, snap, result)
+
+    async def _hand_over(self, uid: int, snap: UploadSnapshot, staged: Staged) -> None:
+        """Records are committed in groups: queue the copy and go on to the next file."""
+        await self._recording.acquire()
+        self._to_record.put_nowait((uid, snap, staged))
+
+    async def _recorder(self) -> None:
+        """Commits the rows of every copy waiting at once, then publishes each outcome."""
+        while True:
+            items = [await self._to_record.get()]
+            while not self._to_record.empty():
+                items.append(self._to_record.get_nowait())
+            try:
+                results = await self._db(self._record_batch, [(u, st) for u, _, st in items])
+            except Exception as exc:
+                results = [exc] * len(items)
+            try:
+                for (uid, snap, staged), result in zip(items, results, strict=True):
+                    try:
+                        if isinstance(result, Exception):
+                            await self._failed(uid, snap, result, staged)
+                        else:
+                            self._recorded(uid, *result)
+                    except _Shutdown:
+                        pass  # left uploading in the database; the next start resumes it
+                    except Exception:
+                        log.exception("upload %d: unexpected failure in the engine", uid)
+                self._compress_wake.set()
+            finally:
+                for _ in items:
+                    self._recording.release()
+
+    def _recorded(self, uid: int, final: UploadSnapshot, doc: DocumentSnapshot | None) -> None:
+        started_at = self.uploads[uid].started_at
+        if doc is None:
+            final = replace(final, started_at=started_at)
+        else:
+            final = replace(
+                final,
+                started_at=started_at,
+                compression=doc.compression,
+                stored_size=doc.stored_size,
+            )
+            self._remember(final)
+            self._publish_document(doc)
+        self._publish(final)
 
     async def _failed(
         self, uid: int, snap: UploadSnapshot, exc: Exception, staged: Staged | None = None
@@ -411,7 +485,7 @@ class Engine:
         loop = self._loop
         assert loop is not None
         interval = self.settings.progress_interval
-        last = [0.0]
+        last = [time.monotonic()]  # a file copied within one interval needs no progress
 
         def report(done: int) -> None:
             t = time.monotonic()
@@ -569,40 +643,93 @@ class _Batcher(Generic[A, R]):
     def __init__(self, engine: Engine, many: Callable[[list[A]], Sequence[R | Exception]]) -> None:
         self._engine = engine
         self._many = many
-        self._pending: list[tuple[A, asyncio.Future[R]]] = []
+        self._pending: list[tuple[list[A], asyncio.Future[Sequence[R | Exception]]]] = []
         self._flushing = False
 
-    async def __call__(self, item: A) -> R:
-        fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, fut))
+    async def __call__(self, items: list[A]) -> Sequence[R | Exception]:
+        fut: asyncio.Future[Sequence[R | Exception]] = asyncio.get_running_loop().create_future()
+        self._pending.append((items, fut))
         if not self._flushing:
             self._flushing = True
             self._engine._spawn(self._flush())
         return await fut
 
     async def _flush(self) -> None:
-        batch: list[tuple[A, asyncio.Future[R]]] = []
+        batch: list[tuple[list[A], asyncio.Future[Sequence[R | Exception]]]] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                results: Sequence[R | Exception]
+                every = [item for items, _ in batch for item in items]
                 try:
-                    results = await self._engine._db(self._many, [item for item, _ in batch])
+                    results = await self._engine._db(self._many, every)
                 except Exception as exc:
-                    results = [exc] * len(batch)
-                for (_, fut), result in zip(batch, results, strict=True):
-                    if fut.done():
-                        continue
-                    if isinstance(result, Exception):
-                        fut.set_exception(result)
-                    else:
-                        fut.set_result(result)
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                at = 0
+                for items, fut in batch:
+                    if not fut.done():
+                        fut.set_result(results[at : at + len(items)])
+                    at += len(items)
         finally:
             self._flushing = False
             for _, fut in batch + self._pending:
                 if not fut.done():
                     fut.cancel()
             self._pending = []
+
+
+def _copy_group(
+    store: BlobStore, pool: ThreadPoolExecutor, work: list[tuple[Path, Callable[[], bool], bool]]
+) -> list[Staged | Exception]:
+    """Copy small files one after the other, then make them durable together: every
+    copy fsynced, renamed into place, every folder fsynced (the fsyncs of a step are
+    issued at once, so that they share the file system's journal commits). An outcome
+    per file; a file counts as published only once its folder is fsynced."""
+    out: list[Staged | Exception] = []
+    for path, cancelled, check in work:
+        try:
+            out.append(
+                copy_in(store, path, cancelled=cancelled, check_corrupt=check, durable=False)
+            )
+        except Exception as exc:
+            out.append(exc)
+    _each(pool, out, lambda st: fsync_file(st.temp), discard)
+    for i, st in enumerate(out):
+        if isinstance(st, Staged):
+            try:
+                out[i] = replace(st, temp=store.place(st.temp, st.sha256), published=True)
+            except Exception as exc:
+                discard(st)
+                out[i] = exc
+    folders = sorted({st.temp.parent for st in out if isinstance(st, Staged)})
+    failed = dict(zip(folders, _each(pool, list(folders), fsync_dir), strict=True))
+    for i, st in enumerate(out):
+        if isinstance(st, Staged) and (error := failed[st.temp.parent]) is not None:
+            out[i] = error  # renamed but not durably: an unreferenced blob the sweep collects
+    return out
+
+
+def _each(
+    pool: ThreadPoolExecutor,
+    items: list[Any],
+    fn: Callable[[Any], None],
+    undo: Callable[[Any], None] | None = None,
+) -> list[Exception | None]:
+    """fn(item) for every item that is not an exception, all at once in `pool`; a failed
+    item is replaced by its exception (after `undo(item)`). Returns the errors."""
+    futures = {
+        i: pool.submit(fn, item) for i, item in enumerate(items) if not isinstance(item, Exception)
+    }
+    errors: list[Exception | None] = [None] * len(items)
+    for i, fut in futures.items():
+        exc = fut.exception()
+        if exc is not None:
+            if undo is not None:
+                undo(items[i])
+            items[i] = errors[i] = exc if isinstance(exc, Exception) else RuntimeError(exc)
+    return errors
 
 
 def _copy_and_publish(store: BlobStore, path: Path, **kwargs: Any) -> Staged:
