@@ -3,8 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PACKAGE_STAMP := $(VENV)/.package-installed
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv clean package package-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +26,25 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(PACKAGE_STAMP)
 	QT_QPA_PLATFORM=offscreen QT_API=pyside6 $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# -- installers (packaging/README.md) -------------------------------------------
+# The Debian tools and Qt's system libraries (packaging/deps.sh), PyInstaller; then the
+# bundle, dist/uploader_<version>_amd64.deb and dist/Uploader-<version>-linux-x86_64.tar.gz.
+$(PACKAGE_STAMP): $(STAMP) packaging/deps.sh
+	bash packaging/deps.sh
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,package]'
+	touch $(PACKAGE_STAMP)
+
+package: $(PACKAGE_STAMP)
+	$(BIN)/python packaging/build.py
+
+package-test: $(PACKAGE_STAMP)
+	QT_QPA_PLATFORM=offscreen QT_API=pyside6 $(BIN)/python -m pytest tests/packaging
 
 # Benchmarks (bench/, not tests): `bench` writes BENCHMARKS.md, `bench-quick` a check in minutes.
 .PHONY: bench bench-quick

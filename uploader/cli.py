@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", parents=[common, json_flag], help="check the library")
     doc.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
 
+    test = sub.add_parser(
+        "self-test", help="check this installation in a temporary library (exit 0 if all held)"
+    )
+    test.add_argument("--keep", action="store_true", help="keep the temporary folder")
+
     return p
 
 
@@ -94,10 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("UPLOADER_LOG", "WARNING").upper(),
         format="%(levelname)s %(name)s: %(message)s",
     )
-    known = set(_COMMANDS)
-    first = next((a for a in argv if not a.startswith("-")), None)
-    opts = [a for a in argv if a.startswith("-")]
-    if first not in known and not {"-h", "--help", "--version"} & set(opts):
+    if _first_word(argv) not in _COMMANDS and not {"-h", "--help", "--version"} & set(argv):
         return _window(argv)
     args = _parser().parse_args(argv)
     if args.command is None:
@@ -112,6 +114,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("uploader: interrupted; unfinished uploads resume next time", file=sys.stderr)
         return 130
+
+
+def _first_word(argv: list[str]) -> str | None:
+    """The first argument that is neither an option nor the value of --library."""
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--library":
+            skip = True
+        elif not a.startswith("-"):
+            return a
+    return None
 
 
 def _window(argv: list[str]) -> int:
@@ -355,6 +370,12 @@ def _cmd_doctor(args: argparse.Namespace, library: Path | None) -> int:
     return OK if report.ok else SOME_FAILED
 
 
+def _cmd_self_test(args: argparse.Namespace, library: Path | None) -> int:
+    from . import selftest
+
+    return selftest.run(keep=args.keep)
+
+
 _COMMANDS = {
     "add": _cmd_add,
     "status": _cmd_status,
@@ -363,4 +384,5 @@ _COMMANDS = {
     "compress": _cmd_compress,
     "export": _cmd_export,
     "doctor": _cmd_doctor,
+    "self-test": _cmd_self_test,
 }

@@ -77,15 +77,19 @@ def cli(
     *args: str | os.PathLike[str],
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    wrap: Callable[[list[str]], list[str]] | None = None,
     **kw: Any,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m uploader ARGS` in a child process."""
+    """Run `python -m uploader ARGS` in a child process; `wrap` puts a tool around it
+    (strace, capsh) by turning the command line into the tool's command line."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    cmd = [sys.executable, "-m", "uploader", *map(str, args)]
     return subprocess.run(
-        [sys.executable, "-m", "uploader", *map(str, args)],
+        wrap(cmd) if wrap else cmd,
         capture_output=True,
         text=True,
         env=full_env,
         timeout=timeout,
+        cwd=ROOT,
         **kw,
     )

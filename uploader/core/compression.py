@@ -35,6 +35,9 @@ MIN_SAVING = 0.03
 # Above this size a job uses zstd's worker threads.
 THREADED_FROM = 8 << 20
 DEFAULT_LEASE = 60.0
+# The longest backoff. A job due later than this was backed off under a clock that has
+# since jumped back; it is due now rather than parked for as long as the jump.
+BACKOFF_CAP = 600.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,9 @@ def claim(library: Library, owner: str, lease: float = DEFAULT_LEASE) -> Claimed
             .execute()
         ):
             _sync_doc_states()
-        due = ((Job.state == "queued") & (Job.run_after <= t)) | expired
+        due = (Job.state == "queued") & (
+            (Job.run_after <= t) | (Job.run_after > t + BACKOFF_CAP)
+        ) | expired
         nxt = Job.select(Job.id).where(due).order_by(Job.priority.desc(), Job.id).limit(1)
         rows = list(
             Job.update(
@@ -234,7 +239,7 @@ def fail(
                 mine
             ).execute()
         else:
-            delay = backoff(job.attempts - 1, base=retry_base, cap=600.0)
+            delay = backoff(job.attempts - 1, base=retry_base, cap=BACKOFF_CAP)
             Job.update(
                 state="queued",
                 owner=None,
@@ -253,7 +258,8 @@ def next_due(library: Library) -> float | None:
     row = Job.select(Job.run_after).where(Job.state == "queued").order_by(Job.run_after).first()
     if row is None:
         return None
-    return max(0.0, float(row.run_after) - models.now())
+    wait = float(row.run_after) - models.now()
+    return 0.0 if wait > BACKOFF_CAP else max(0.0, wait)
 
 
 def work(

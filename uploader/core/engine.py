@@ -267,8 +267,8 @@ class Engine:
             self._take_small(group)
             try:
                 started = await self._start(group)
-            except Exception:
-                log.exception("uploads %s: unexpected failure in the engine", group)
+            except Exception as exc:
+                self._unrecorded(group, exc)
                 continue
             try:
                 if len(started) > 1:
@@ -277,8 +277,8 @@ class Engine:
                     await self._run_upload(uid)
             except _Shutdown:
                 return  # left as it is in the database; the next start resumes it
-            except Exception:
-                log.exception("uploads %s: unexpected failure in the engine", started)
+            except Exception as exc:
+                self._unrecorded(started, exc)
 
     def _take_small(self, group: list[int]) -> None:
         """Small files go in groups, started in one transaction, so that a worker never
@@ -304,6 +304,27 @@ class Engine:
         for uid in started:  # cancel() finds them from now on, before their copy begins
             self._cancels[uid] = threading.Event()
         return started
+
+    def _unrecorded(self, uids: list[int], exc: BaseException) -> None:
+        failure = describe(exc)
+        if failure.kind in (Kind.DATABASE, Kind.UNKNOWN):
+            log.exception("uploads %s: unexpected failure in the engine", uids, exc_info=exc)
+        else:
+            log.error("uploads %s could not be recorded: %s", uids, failure.reason)
+        for uid in uids:
+            self._fail_in_memory(uid, exc)
+
+    def _fail_in_memory(self, uid: int, exc: BaseException) -> None:
+        """The database refused even to record the failure (disk full, I/O error): show
+        the real cause anyway, so that nobody waits forever. The row stays as it was and
+        the next start resumes it."""
+        snap = self.uploads.get(uid)
+        if snap is None or snap.state in UploadState.FINISHED:
+            return
+        failure = describe(exc)
+        self._publish(
+            replace(snap, state=UploadState.FAILED, error=failure.reason, error_kind=failure.kind)
+        )
 
     async def _run_upload(self, uid: int) -> None:
         snap = self.uploads[uid]
@@ -420,8 +441,8 @@ class Engine:
                             self._recorded(uid, *result)
                     except _Shutdown:
                         pass  # left uploading in the database; the next start resumes it
-                    except Exception:
-                        log.exception("upload %d: unexpected failure in the engine", uid)
+                    except Exception as exc:
+                        self._unrecorded([uid], exc)
                 self._compress_wake.set()
             finally:
                 for _ in items:
@@ -452,8 +473,16 @@ class Engine:
         failure = describe(exc)
         state = UploadState.CANCELLED if failure.kind == Kind.CANCELLED else UploadState.FAILED
         if not isinstance(exc, UploadError):
-            log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=exc)
-        final = await self._db(self.library.fail_upload, uid, failure.kind, failure.reason, state)
+            # a traceback only where the words cannot say it all
+            trace = exc if failure.kind in (Kind.DATABASE, Kind.UNKNOWN) else None
+            log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=trace)
+        try:
+            final = await self._db(
+                self.library.fail_upload, uid, failure.kind, failure.reason, state
+            )
+        except Exception as unrecorded:
+            self._unrecorded([uid], unrecorded)
+            return
         self._publish(replace(final, started_at=self.uploads[uid].started_at))
 
     def _start_batch(self, ids: list[int]) -> list[bool | Exception]:
@@ -516,7 +545,8 @@ class Engine:
                 job = await self._db(compression.claim, self.library, self.library.owner, s.lease)
             except Exception as exc:
                 log.warning("cannot claim a compression job: %s", describe(exc).reason)
-                job = None
+                await asyncio.sleep(min(5.0, s.sweep_every))
+                continue
             if job is None:
                 due = await self._db(compression.next_due, self.library)
                 timeout = s.sweep_every if due is None else max(0.05, min(due, s.sweep_every))

@@ -75,6 +75,13 @@ def open_source(path: Path) -> tuple[int, os.stat_result]:
         raise UploadError(Kind.VANISHED, "the file vanished (it is no longer there)") from None
     except OSError as exc:
         raise UploadError(*_words(exc, "while opening the file")) from exc
+    if stat.S_ISDIR(st.st_mode):
+        # a folder reaches here when it could not be listed: say why, not what it is
+        try:
+            os.scandir(path).close()
+        except OSError as exc:
+            kind, reason = _words(exc, "")
+            raise UploadError(kind, f"{reason} (the folder cannot be opened)") from exc
     if not stat.S_ISREG(st.st_mode):
         raise _refuse_not_regular(st.st_mode)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)

@@ -11,7 +11,9 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,8 +160,6 @@ class Library:
         from a crash; a reader does none of that and works beside a writer.
         """
         global _open_library
-        if _open_library is not None:
-            raise LibraryError(f"a library is already open in this process: {_open_library.root}")
         root = Path(root).expanduser() if root is not None else default_root()
         path = root / DB_NAME
         lock: _Lock | None = None
@@ -174,6 +174,10 @@ class Library:
             lock = _Lock(root / LOCK_NAME)
             lock.acquire()
         try:
+            if _open_library is not None:
+                raise LibraryError(
+                    f"a library is already open in this process: {_open_library.root}"
+                )
             version = _probe(path)
             if version > models.SCHEMA_VERSION:
                 raise LibraryError(
@@ -209,6 +213,9 @@ class Library:
                 lib._migrate(version)
                 if recover:
                     lib.recover()
+        except (OSError, sqlite3.Error, pw.PeeweeException) as exc:
+            lib.close()
+            raise _cannot_open(root, exc) from exc
         except BaseException:
             lib.close()
             raise
@@ -674,6 +681,12 @@ class Library:
                 part = list(dict.fromkeys(ids[i : i + 500]))
                 query = Job.select(Job.document).where(Job.document.in_(part))
                 have = {r[0] for r in rows(query)}
+                # as in _ensure_job: a compressed or skipped document is finished
+                finished = Document.select(Document.id).where(
+                    Document.id.in_(part)
+                    & Document.compression.in_([Compression.DONE, Compression.SKIPPED])
+                )
+                have.update(r[0] for r in rows(finished))
                 need = [d for d in part if d not in have]
                 if need:
                     Job.insert_many(
@@ -799,6 +812,7 @@ class Library:
         for sha, enc in known:
             if not self.store.exists(sha, enc):
                 report.add("missing", f"the stored copy of document {sha[:12]} is missing")
+                log.warning("the stored copy of document %s is missing; run doctor", sha[:12])
         if report.reclaimed or report.queued or report.debris_removed or report.orphans_removed:
             log.info(
                 "sweep: %d reclaimed, %d queued, %d temp files and %d orphans removed",
@@ -922,7 +936,8 @@ class Library:
             dest = dest / doc.name
         if dest.exists() and not overwrite:
             raise ExportError(f"{dest} already exists")
-        temp = dest.with_name(f".{dest.name}.uploader-{os.getpid()}.part")
+        # a short name: the destination's own name may already be at the length limit
+        temp = dest.with_name(f".uploader-{uuid.uuid4().hex[:12]}.part")
         digest = hashlib.sha256()
         total = 0
         try:
@@ -984,7 +999,11 @@ def _probe(path: Path) -> int:
     if not path.exists():
         return 0
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        # read-write when we may: after a crash the WAL must be recovered before the first
+        # read, which a read-only connection cannot do ("attempt to write a readonly
+        # database") although nothing is damaged; mode=rw still never creates the file
+        mode = "rw" if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK) else "ro"
+        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=5)
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version:
@@ -997,14 +1016,38 @@ def _probe(path: Path) -> int:
     except sqlite3.DatabaseError as exc:
         if "locked" in str(exc):
             raise LibraryError(f"the library's database is busy: {exc}") from exc
+        code = getattr(exc, "sqlite_errorcode", None)
+        # only SQLITE_CORRUPT, SQLITE_NOTADB or a failed check mean damage; a full disk
+        # or an I/O error at open is not the file's fault
+        if code is not None and code & 0xFF not in (11, 26):
+            raise _cannot_open(path.parent, exc) from exc
         raise LibraryError(
             f"the library's database is damaged ({exc}); it was left as it is at {path}. "
             "Restore it from a backup or move it away to start a new library."
         ) from exc
 
 
+def _cannot_open(root: Path, exc: BaseException) -> LibraryError:
+    """Why a library could not be opened, in words; SQLite hides ENOSPC behind
+    'disk I/O error' when it cannot create its WAL index, so the free space decides."""
+    failure = describe(exc)
+    reason = failure.reason
+    if failure.kind == Kind.IO:
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(root).free < (1 << 20):
+                reason = "the disk is full"
+    return LibraryError(f"cannot open the library at {root}: {reason}")
+
+
 def _ensure_job(doc_id: int) -> None:
     if Job.select().where(Job.document == doc_id).exists():
+        return
+    # a compressed or skipped document is finished: queueing it again would mark it
+    # pending while its raw copy is gone, and the job could only fail
+    finished = (Document.id == doc_id) & Document.compression.in_(
+        [Compression.DONE, Compression.SKIPPED]
+    )
+    if Document.select().where(finished).exists():
         return
     Job.insert(document=doc_id, state="queued", priority=0, attempts=0, run_after=0.0).execute()
     Document.update(compression=Compression.PENDING).where(Document.id == doc_id).execute()

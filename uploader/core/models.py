@@ -65,8 +65,18 @@ class Document(Base):
     created_at = pw.FloatField(default=now)
 
 
+class PathField(pw.TextField):
+    """A file path: text, or its raw bytes (stored as a BLOB) when it is not UTF-8."""
+
+    def db_value(self, value: Any) -> Any:
+        return value if isinstance(value, bytes) else super().db_value(value)
+
+    def python_value(self, value: Any) -> Any:
+        return value if isinstance(value, bytes) else super().python_value(value)
+
+
 class Upload(Base):
-    path = pw.TextField()
+    path = PathField()
     name = pw.TextField()
     size = pw.BigIntegerField(null=True)
     state = pw.CharField(max_length=16, default=UploadState.QUEUED, index=True)
