@@ -109,7 +109,8 @@ def test_read_failure_and_cancel_stop_every_thread(
 def test_failed_early_writeback_fails_the_copy(
     library: Library, src: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _big(src / "big.bin", random.Random(8).randbytes(ingest.FLUSH_EVERY * 2))
+    monkeypatch.setattr(ingest, "FLUSH_EVERY", 4 << 20)
+    path = _big(src / "big.bin", random.Random(8).randbytes(SIZE))
 
     def eio(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")

@@ -29,7 +29,7 @@ CHUNK = 1 << 20
 # From this size on, reading, hashing and writing run in three threads at once.
 OVERLAP_FROM = 16 << 20
 OVERLAP_DEPTH = 8
-FLUSH_EVERY = 32 << 20
+FLUSH_EVERY = 128 << 20
 # Kept free beyond the file itself, so that the database and the journal can grow.
 RESERVE = 8 << 20
 
