@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGE_STAMP := $(VENV)/.package-installed
 
-.PHONY: run test lint venv clean package package-test
+.PHONY: run test lint venv clean package package-test gui-test-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint $(PACKAGE_STAMP)
+# capsh (libcap2-bin): the GUI test of an unreadable file drops root's capabilities
+gui-test-deps:
+	@command -v capsh >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -q >/dev/null && apt-get install -y --no-install-recommends libcap2-bin >/dev/null; } || true
+
+test: lint gui-test-deps $(PACKAGE_STAMP)
 	QT_QPA_PLATFORM=offscreen QT_API=pyside6 $(BIN)/python -m pytest
 
 clean:

@@ -97,6 +97,7 @@ class Engine:
         self._expand_pool = ThreadPoolExecutor(1, thread_name_prefix="expand")
         # the fsyncs of a group of small files, issued at once
         self._fsync_pool = ThreadPoolExecutor(FSYNCS, thread_name_prefix="fsync")
+        self._export_pool = ThreadPoolExecutor(1, thread_name_prefix="export")
         self._loop: asyncio.AbstractEventLoop | None = None
         # one transaction for the starts, and one for the records, that arrive together
         self._starts = _Batcher(self, self._start_batch)
@@ -144,8 +145,16 @@ class Engine:
         await asyncio.gather(*tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._db_pool, self.library.database.close)
-        pools = (self._upload_pool, self._compress_pool, self._expand_pool, self._fsync_pool)
-        for pool in (*pools, self._db_pool):
+        await loop.run_in_executor(self._export_pool, self.library.database.close)
+        pools = (
+            self._upload_pool,
+            self._compress_pool,
+            self._expand_pool,
+            self._export_pool,
+            self._fsync_pool,
+            self._db_pool,
+        )
+        for pool in pools:
             await loop.run_in_executor(None, functools.partial(pool.shutdown, wait=True))
         for futs in self._waiters.values():
             for fut in futs:
@@ -233,6 +242,12 @@ class Engine:
             snap = self.uploads.pop(i, None)
             if snap is not None and snap.document_id is not None:
                 self._by_doc.get(snap.document_id, set()).discard(i)
+
+    async def export(self, doc_id: int, dest: Path, *, overwrite: bool = False) -> Path:
+        """`Library.export` on its own thread, so that a large export never holds up
+        the database thread the uploads record through."""
+        fn = functools.partial(self.library.export, doc_id, dest, overwrite=overwrite)
+        return await self._in(self._export_pool, fn)
 
     # -- waiting --------------------------------------------------------------
 
