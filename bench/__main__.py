@@ -26,6 +26,7 @@ MODES = {
         },
         "rounds": 5,
         "small_rounds": 3,
+        "tree_rounds": 2,
         "gui_rows": 10_000,
         "gui_big_rows": 100_000,
     },
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or int(mode["rounds"])  # type: ignore[call-overload]
     small_rounds = args.rounds or int(mode["small_rounds"])  # type: ignore[call-overload]
     ctx = core_figures.Context(args.work, paths, rounds, small_rounds, log)
+    ctx.tree_rounds = args.rounds or int(mode.get("tree_rounds", small_rounds))  # type: ignore[call-overload]
     if args.baseline is not None:
         ctx.baseline = _baseline(args.work / "baseline", args.baseline)
     figures: list[Figure] = core_figures.all_figures(ctx, only)

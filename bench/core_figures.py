@@ -33,6 +33,7 @@ class Context:
     results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # a folder whose `uploader` package is an earlier version, measured beside this one
     baseline: Path | None = None
+    tree_rounds: int = 0
 
     @property
     def run(self) -> Path:
@@ -223,7 +224,8 @@ def many_files(ctx: Context, key: str, title: str, floor: float | None) -> Figur
     )
     if floor is not None:
         fig.extra["floor"] = floor
-    return measure(fig, ctx.small_rounds, ctx.log)
+    rounds = ctx.tree_rounds if key == "tree" and ctx.tree_rounds else ctx.small_rounds
+    return measure(fig, rounds, ctx.log)
 
 
 def compress_only(ctx: Context) -> Figure:

@@ -25,6 +25,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     QPointF,
+    QSortFilterProxyModel,
     Qt,
     QTimer,
     QUrl,
@@ -88,12 +89,15 @@ def bare(rows: int) -> int:
 def _views() -> list[QtWidgets.QAbstractItemView]:
     app = QtWidgets.QApplication.instance()
     assert isinstance(app, QtWidgets.QApplication)
+    # the list may be hidden behind an "empty library" page until it has rows
     found = [
         w
         for w in app.allWidgets()
-        if isinstance(w, QtWidgets.QAbstractItemView) and w.isVisible() and w.model() is not None
+        if isinstance(w, QtWidgets.QAbstractItemView)
+        and w.window().isVisible()
+        and w.model() is not None
     ]
-    found.sort(key=lambda w: w.width() * w.height(), reverse=True)
+    found.sort(key=lambda w: (w.isVisible(), w.model().columnCount()), reverse=True)
     return found
 
 
@@ -117,6 +121,50 @@ def _uploaded(db: Path) -> int:
         conn.close()
 
 
+def _drop_target() -> QtWidgets.QWidget | None:
+    """The visible window that accepts drops (Uploader's main window)."""
+    app = QtWidgets.QApplication.instance()
+    assert isinstance(app, QtWidgets.QApplication)
+    for w in app.topLevelWidgets():
+        if w.isVisible() and w.acceptDrops():
+            return w
+    return None
+
+
+def _send_drop(target: QtWidgets.QWidget, paths: list[Path]) -> bool:
+    """A real drag enter, move and drop of `paths` on `target` (as a file manager does)."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(target.rect().center())
+    app = QtWidgets.QApplication.instance()
+    assert app is not None
+    for kind in (QDragEnterEvent, QDragMoveEvent):
+        ev = kind(
+            pos.toPoint(),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        app.sendEvent(target, ev)
+    dropped = QDropEvent(
+        pos,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    app.sendEvent(target, dropped)
+    return dropped.isAccepted()
+
+
+def _source_rows(view: QtWidgets.QAbstractItemView) -> int:
+    model = view.model()
+    while isinstance(model, QSortFilterProxyModel):
+        model = model.sourceModel()
+    return model.rowCount()
+
+
 def drop(library: Path, folder: Path, timeout: float) -> int:
     """Drop every file of `folder` on the window; rows visible, stalls, RSS until stored."""
     files = sorted(p for p in folder.iterdir() if p.is_file())
@@ -125,38 +173,15 @@ def drop(library: Path, folder: Path, timeout: float) -> int:
 
     def go(_at: float) -> None:
         views = _views()
-        if not views:
-            _finish({"error": "no item view in the window"})
+        target = _drop_target()
+        if not views or target is None:
+            _finish({"error": "no item view or drop target in the window"})
+            return
         view = views[0]
-        model = view.model()
-        before = model.rowCount()
-        target = view.viewport()
-        mime = QMimeData()
-        mime.setUrls([QUrl.fromLocalFile(str(p)) for p in files])
-        pos = QPointF(target.rect().center())
+        before = _source_rows(view)
         beat.start()
         t0 = time.monotonic()
-        state["drop"] = t0
-        app = QtWidgets.QApplication.instance()
-        assert app is not None
-        for kind in (QDragEnterEvent, QDragMoveEvent):
-            ev = kind(
-                pos.toPoint(),
-                Qt.DropAction.CopyAction,
-                mime,
-                Qt.MouseButton.LeftButton,
-                Qt.KeyboardModifier.NoModifier,
-            )
-            app.sendEvent(target, ev)
-        dropped = QDropEvent(
-            pos,
-            Qt.DropAction.CopyAction,
-            mime,
-            Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier,
-        )
-        app.sendEvent(target, dropped)
-        state["accepted"] = dropped.isAccepted()
+        state["accepted"] = _send_drop(target, files)
         state["drop_handler"] = time.monotonic() - t0
         done = threading.Event()
 
@@ -174,7 +199,7 @@ def drop(library: Path, folder: Path, timeout: float) -> int:
 
         def poll() -> None:
             now = time.monotonic()
-            if "rows_visible" not in state and model.rowCount() - before >= len(files):
+            if "rows_visible" not in state and _source_rows(view) - before >= len(files):
                 state["rows_visible"] = now - t0
             if done.is_set() or now - t0 > timeout:
                 beat.stop()
@@ -189,41 +214,73 @@ def drop(library: Path, folder: Path, timeout: float) -> int:
     return _run_window(library, go)
 
 
-def rows(library: Path, actions: int, needle: str) -> int:
-    """Scroll and filter a window showing a big library; ms per action, RSS."""
+def rows(library: Path, folder: Path, count: int, actions: int, timeout: float) -> int:
+    """Drop a folder of `count` files, wait for every row, then scroll and filter while
+    they upload: the time of each action (until repainted) and the peak RSS."""
     state: dict[str, Any] = {}
 
-    def go(at: float) -> None:
+    def go(_at: float) -> None:
         views = _views()
-        if not views:
-            _finish({"error": "no item view in the window"})
+        target = _drop_target()
+        if not views or target is None:
+            _finish({"error": "no item view or drop target in the window"})
+            return
         view = views[0]
-        state["rows"] = view.model().rowCount()
-        bar = view.verticalScrollBar()
-        scroll: list[float] = []
-        for i in range(actions):
-            t = time.perf_counter()
-            bar.setValue(bar.maximum() * ((i * 7919) % actions) // max(1, actions - 1))
-            view.viewport().repaint()
-            scroll.append(time.perf_counter() - t)
-        state["scroll"] = scroll
-        edits = [
-            w
-            for w in QtWidgets.QApplication.allWidgets()
-            if isinstance(w, QtWidgets.QLineEdit) and w.isVisible()
-        ]
-        filt: list[float] = []
-        if edits:
-            edit = edits[0]
+        t0 = time.monotonic()
+        state["accepted"] = _send_drop(target, [folder])
+
+        def wait_rows() -> None:
+            if _source_rows(view) < count and time.monotonic() - t0 < timeout:
+                QTimer.singleShot(50, wait_rows)
+                return
+            state["rows"] = _source_rows(view)
+            state["rows_after"] = time.monotonic() - t0
+            QTimer.singleShot(0, measure)
+
+        def measure() -> None:
+            bar = view.verticalScrollBar()
+            scroll: list[float] = []
             for i in range(actions):
-                text = needle[: 1 + i % len(needle)] if i % 2 == 0 else ""
                 t = time.perf_counter()
-                edit.setText(text)
-                QtWidgets.QApplication.processEvents()  # let a debounced filter apply
+                bar.setValue(bar.maximum() * ((i * 7919) % actions) // max(1, actions - 1))
+                view.viewport().repaint()
+                scroll.append(time.perf_counter() - t)
+            state["scroll"] = scroll
+            app = QtWidgets.QApplication.instance()
+            assert isinstance(app, QtWidgets.QApplication)
+            edits = [
+                w
+                for w in app.allWidgets()
+                if isinstance(w, QtWidgets.QLineEdit) and w.isVisible() and w.isEnabled()
+            ]
+            edits.sort(key=lambda w: "find" not in w.placeholderText().lower())
+            filt: list[float] = []
+            if edits:
+                edit = edits[0]
+                for i in range(actions):
+                    text = f"file-{i % 10}" if i % 2 == 0 else ""
+                    t = time.perf_counter()
+                    edit.setText(text)
+                    view.viewport().repaint()
+                    filt.append(time.perf_counter() - t)
+            buttons = [
+                w
+                for w in app.allWidgets()
+                if isinstance(w, QtWidgets.QAbstractButton)
+                and w.isCheckable()
+                and w.property("category") is not None
+                and w.isVisible()
+            ]
+            for button in buttons + buttons[:1]:  # every category, then back to the first
+                t = time.perf_counter()
+                button.click()
                 view.viewport().repaint()
                 filt.append(time.perf_counter() - t)
-        state["filter"] = filt
-        _finish(state)
+            state["filter"] = filt
+            state["filter_actions"] = len(filt)
+            _finish(state)
+
+        QTimer.singleShot(0, wait_rows)
 
     return _run_window(library, go)
 
@@ -241,8 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--timeout", type=float, default=600.0)
     r = sub.add_parser("rows")
     r.add_argument("library", type=Path)
+    r.add_argument("folder", type=Path)
+    r.add_argument("--count", type=int, required=True)
     r.add_argument("--actions", type=int, default=20)
-    r.add_argument("--needle", default="scan-0004")
+    r.add_argument("--timeout", type=float, default=600.0)
     args = p.parse_args(argv)
     if args.what == "bare":
         return bare(args.rows)
@@ -250,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         return window(args.library)
     if args.what == "drop":
         return drop(args.library, args.folder, args.timeout)
-    return rows(args.library, args.actions, args.needle)
+    return rows(args.library, args.folder, args.count, args.actions, args.timeout)
 
 
 if __name__ == "__main__":
