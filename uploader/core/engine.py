@@ -103,6 +103,8 @@ class Engine:
         self._starts = _Batcher(self, self._start_batch)
         self._to_record: asyncio.Queue[tuple[int, UploadSnapshot, Staged]] = asyncio.Queue()
         self._recording = asyncio.Semaphore(RECORDING)
+        # started with their group but not begun: queued again if the engine closes first
+        self._taken: set[int] = set()
 
     # -- life cycle ------------------------------------------------------------
 
@@ -144,6 +146,11 @@ class Engine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
+        if self._taken:
+            try:
+                await self._db(self.library.unstart_uploads, list(self._taken))
+            except Exception as exc:  # the next open requeues them anyway
+                log.warning("cannot put back uploads not begun: %s", describe(exc).reason)
         await loop.run_in_executor(self._db_pool, self.library.database.close)
         await loop.run_in_executor(self._export_pool, self.library.database.close)
         pools = (
@@ -318,6 +325,7 @@ class Engine:
         started = [uid for uid, yes in zip(ids, ok, strict=True) if yes is True]
         for uid in started:  # cancel() finds them from now on, before their copy begins
             self._cancels[uid] = threading.Event()
+        self._taken.update(started)
         return started
 
     def _unrecorded(self, uids: list[int], exc: BaseException) -> None:
@@ -343,6 +351,7 @@ class Engine:
 
     async def _run_upload(self, uid: int) -> None:
         snap = self.uploads[uid]
+        self._taken.discard(uid)
         cancel = self._cancels.setdefault(uid, threading.Event())
         started = time.monotonic()
         self._speed[uid] = (started, 0)
@@ -407,11 +416,12 @@ class Engine:
             self._publish(snap)
             snaps.append(snap)
         s = self.settings
-        work = [
+        work: list[tuple[Path, Callable[[], bool], bool, Callable[[], None]]] = [
             (
                 Path(snap.path),
                 self._cancels[snap.id].is_set,
                 s.check_corrupt and not snap.accept_corrupt,
+                functools.partial(self._taken.discard, snap.id),
             )
             for snap in snaps
         ]
@@ -726,14 +736,17 @@ class _Batcher(Generic[A, R]):
 
 
 def _copy_group(
-    store: BlobStore, pool: ThreadPoolExecutor, work: list[tuple[Path, Callable[[], bool], bool]]
+    store: BlobStore,
+    pool: ThreadPoolExecutor,
+    work: list[tuple[Path, Callable[[], bool], bool, Callable[[], None]]],
 ) -> list[Staged | Exception]:
     """Copy small files one after the other, then make them durable together: every
     copy fsynced, renamed into place, every folder fsynced (the fsyncs of a step are
     issued at once, so that they share the file system's journal commits). An outcome
     per file; a file counts as published only once its folder is fsynced."""
     out: list[Staged | Exception] = []
-    for path, cancelled, check in work:
+    for path, cancelled, check, begin in work:
+        begin()
         try:
             out.append(
                 copy_in(store, path, cancelled=cancelled, check_corrupt=check, durable=False)

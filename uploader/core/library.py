@@ -363,6 +363,20 @@ class Library:
 
         return self.write(tx) if ids else set()
 
+    def unstart_uploads(self, upload_ids: Iterable[int]) -> None:
+        """Undo `start_uploads` for uploads whose copy never began: queued again, as they
+        were (used when the engine closes with a group half done)."""
+        ids = list(upload_ids)
+
+        def tx() -> None:
+            for part in _chunks(ids, 500):
+                Upload.update(state=UploadState.QUEUED, attempts=Upload.attempts - 1).where(
+                    Upload.id.in_(part) & (Upload.state == UploadState.UPLOADING)
+                ).execute()
+
+        if ids:
+            self.write(tx)
+
     def record(self, upload_id: int, staged: Staged) -> UploadSnapshot:
         """Publish a staged copy under its address and record the document.
 
