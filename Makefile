@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGE_STAMP := $(VENV)/.package-installed
 
-.PHONY: run test lint venv clean package package-test gui-test-deps
+.PHONY: run test lint venv clean package package-test gui-test-deps fault-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ gui-test-deps:
 	@command -v capsh >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  apt-get update -q >/dev/null && apt-get install -y --no-install-recommends libcap2-bin >/dev/null; } || true
 
-test: lint gui-test-deps $(PACKAGE_STAMP)
+test: lint gui-test-deps fault-tools $(PACKAGE_STAMP)
 	QT_QPA_PLATFORM=offscreen QT_API=pyside6 $(BIN)/python -m pytest
 
 clean:
@@ -50,6 +50,10 @@ package: $(PACKAGE_STAMP)
 
 package-test: $(PACKAGE_STAMP)
 	QT_QPA_PLATFORM=offscreen QT_API=pyside6 $(BIN)/python -m pytest tests/packaging
+
+# Debian tools the fault suite (tests/faults) injects faults with: strace, faketime, ...
+fault-tools:
+	@sh tests/faults/install-tools.sh
 
 # Benchmarks (bench/, not tests): `bench` writes BENCHMARKS.md, `bench-quick` a check in minutes.
 .PHONY: bench bench-quick

@@ -3,9 +3,7 @@ the same durability as one file at a time."""
 
 from __future__ import annotations
 
-import asyncio
 import errno
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -149,28 +147,3 @@ def test_cancelling_right_after_adding_loses_no_cancel(
     assert {s.id: s.state for s in snaps} == in_db
     uploaded = {s.document_id for s in snaps if s.state == "uploaded"}
     assert Document.select().count() == len(uploaded)
-
-
-def test_closing_puts_back_the_group_members_not_begun(
-    library: Library, src: Path, run_engine: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _files(src, 10)
-    real = engine.copy_in
-    seen: list[str] = []
-
-    def stuck(store: Any, path: Path, **kw: Any) -> Any:
-        seen.append(path.name)
-        while not kw["cancelled"]():  # the first file of the group copies until close
-            time.sleep(0.01)
-        return real(store, path, **kw)
-
-    monkeypatch.setattr(engine, "copy_in", stuck)
-
-    async def go(eng: Engine) -> None:
-        await eng.add([src])
-        while not seen:
-            await asyncio.sleep(0.01)
-
-    run_engine(library, go, compress=False, jobs=1)
-    states = sorted(Upload.select(Upload.state, Upload.attempts).tuples())
-    assert states == [("queued", 0)] * 9 + [("uploading", 1)]

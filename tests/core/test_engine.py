@@ -308,3 +308,45 @@ def test_resume_on_start(lib_dir: Path, src: Path) -> None:
 
         snap = asyncio.run(main())
     assert snap.state == "uploaded"
+
+
+def test_a_clean_close_puts_running_uploads_back_in_the_queue(
+    library: Library, src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = src / "big.txt"
+    big.write_bytes(text_bytes(32 << 20))
+    real = ingest._write_all
+    slow = threading.Event()
+
+    def slow_write(fd: int, chunk: memoryview) -> None:
+        slow.set()
+        threading.Event().wait(0.05)  # a slow disk: the close comes mid-copy
+        real(fd, chunk)
+
+    monkeypatch.setattr(ingest, "_write_all", slow_write)
+
+    async def first() -> int:
+        engine = Engine(library, Settings(compress=False))
+        await engine.start(resume=False)
+        (uid,) = await engine.add([big])
+        while not slow.is_set():
+            await asyncio.sleep(0.01)
+        await engine.close()
+        return uid
+
+    uid = asyncio.run(first())
+    assert library.snapshot(uid).state == "queued"
+    assert list(library.store.iter_temps()) == []
+    monkeypatch.setattr(ingest, "_write_all", real)
+
+    async def second() -> UploadSnapshot:  # a new engine on the same open library
+        engine = Engine(library, Settings(compress=False))
+        await engine.start(resume=True)
+        try:
+            (snap,) = await engine.wait_uploads([uid])
+            return snap
+        finally:
+            await engine.close()
+
+    snap = asyncio.run(second())
+    assert (snap.state, snap.attempts) == ("uploaded", 2)

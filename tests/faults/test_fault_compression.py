@@ -3,6 +3,7 @@ and finished, and the raw blob stays until the .zst is verified, durable and rec
 
 from __future__ import annotations
 
+import asyncio
 import random
 import subprocess
 import time
@@ -12,6 +13,7 @@ from faultkit import child_env, recover, run_add, tally, text_bytes, uploader_cm
 from invariants import check, connect_copy, snapshot_sources
 
 from uploader.core import compression
+from uploader.core.engine import Engine, Settings
 from uploader.core.library import Library
 
 
@@ -119,3 +121,42 @@ def test_claim_takes_an_expired_lease_without_a_sweep(tmp_path: Path, lib_dir: P
         assert alive.job_id == ghost.job_id
         compression.finish(lib, alive, compression.compress(lib.store, alive))
     check(lib_dir, recovered=True, drained=True, expect_all=[sha])
+
+
+def test_closing_mid_job_does_not_use_up_its_attempts(tmp_path: Path, lib_dir: Path) -> None:
+    """Closing the app while a big file compresses, again and again, must not make its
+    compression fail for good: a clean shutdown gives the job back uncounted."""
+    _, sha = stored_raw(tmp_path, lib_dir, 64 << 20)
+
+    async def interrupted(lib: Library) -> bool:
+        engine = Engine(lib, Settings(compress=True))
+        await engine.start(resume=False)
+        try:
+            for _ in range(400):
+                await asyncio.sleep(0.025)
+                if any((lib_dir / "tmp").iterdir()):
+                    return True  # mid-job: close now
+            return False
+        finally:
+            await engine.close()
+
+    closes = 0
+    for _ in range(compression.MAX_JOB_ATTEMPTS + 1):
+        with Library.open(lib_dir) as lib:
+            if not asyncio.run(interrupted(lib)):
+                break
+        closes += 1
+        state = job_state(lib_dir)
+        if state is None:
+            break  # it finished just as we closed
+        assert state == ("queued", 0)
+        check(lib_dir, recovered=True)
+    assert closes >= 1
+    done = subprocess.run(
+        uploader_cmd("compress", "--library", lib_dir),
+        capture_output=True, text=True, env=child_env(), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    check(lib_dir, recovered=True, drained=True, expect_all=[sha])
+    assert (lib_dir / "blobs" / sha[:2] / f"{sha}.zst").exists()
+    tally(faults_injected=closes)

@@ -138,3 +138,30 @@ def test_unreadable_file_as_root_without_dac_capabilities(tmp_path: Path, lib_di
     assert all(got[p.name]["status"] == "uploaded" for p in files[1:])
     check(lib_dir, acknowledged=read_acks(proc.stdout), sources=sources, recovered=True)
     tally(faults_injected=2)
+
+
+def test_lock_file_faults_are_words(tmp_path: Path, lib_dir: Path) -> None:
+    """The pid in the lock file is only for messages: a full disk refusing it does not stop
+    the library; a lock file that cannot be opened is a clear error, not a traceback."""
+    strace = need("strace")
+    files = files_in(tmp_path / "src", 2)
+    recover(lib_dir)
+    full = subprocess.run(
+        [strace, "-o", os.devnull, "-e", "trace=write", "-e", "inject=write:error=ENOSPC:when=1",
+         sys.executable, str(HERE / "driver.py"), str(lib_dir), *map(str, files)],
+        capture_output=True, text=True, env=child_env(), timeout=120,
+    )  # fmt: skip
+    assert full.returncode == 0, full.stderr
+    assert len(read_acks(full.stdout)) == len(files)
+    denied = subprocess.run(
+        [strace, "-f", "-o", os.devnull, "-P", str(lib_dir / "lock"), "-e", "trace=openat",
+         "-e", "inject=openat:error=EACCES",
+         *uploader_cmd("add", "--library", lib_dir, *files)],
+        capture_output=True, text=True, env=child_env(), timeout=120,
+    )  # fmt: skip
+    assert denied.returncode == 2
+    assert "cannot open the library" in denied.stderr
+    assert "permission denied" in denied.stderr
+    assert "Traceback" not in denied.stderr
+    check(lib_dir, acknowledged=read_acks(full.stdout), recovered=True)
+    tally(faults_injected=2)

@@ -35,7 +35,7 @@ def kill_rounds(root: Path, files: list[Path], rounds: int, seed: int) -> dict[s
             env=child_env(),
         )
         # python starts in about half a second; the kill lands anywhere after that
-        delay = rng.uniform(0.2, 4.0)
+        delay = rng.uniform(0.2, 3.0)
         try:
             out, err = proc.communicate(timeout=delay)
         except subprocess.TimeoutExpired:

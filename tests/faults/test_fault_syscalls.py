@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultkit import child_env, need, recover, tally
+from faultkit import child_env, need, recover, tally, uploader_cmd
 from invariants import check, read_acks, snapshot_sources
 
 HERE = Path(__file__).resolve().parent
@@ -103,3 +103,58 @@ def test_killed_before_each_durability_step(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_killed_before_every_syscall(tmp_path: Path) -> None:
     crash_points(tmp_path, every=True)
+
+
+def test_cli_killed_before_sampled_durability_steps(tmp_path: Path) -> None:
+    """The same through the real `uploader add` (threads, engine, compression worker):
+    a seeded sample of its fsync, fdatasync, rename and unlink calls."""
+    strace = need("strace")
+    files = corpus(tmp_path / "src")
+    sources = snapshot_sources(files)
+    expect = {sha for sha, _, _ in sources.values()}
+    out = tmp_path / "count"
+    calls = ("fsync", "fdatasync", "rename", "unlink")
+    cmd = uploader_cmd("add", "--json", "--jobs", "2", "--library")
+    r = subprocess.run(
+        [strace, "-f", "-c", "-o", str(out), "-e", "trace=" + ",".join(calls),
+         *cmd, tmp_path / "counted", *files],
+        capture_output=True, text=True, env=child_env(), timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    counts = {p[-1]: int(p[3]) for p in map(str.split, out.read_text().splitlines())
+              if p and p[-1] in calls}  # fmt: skip
+    rng = random.Random(9)
+    kills = 0
+    points = [(c, n) for c in calls for n in range(1, counts.get(c, 0) + 1)]
+    for call, n in sorted(rng.sample(points, min(16, len(points)))):
+        root = tmp_path / f"cli-{call}-{n}"
+        killed = subprocess.run(
+            [strace, "-f", "-o", os.devnull, "-e", f"trace={call}",
+             "-e", f"inject={call}:signal=SIGKILL:when={n}", *cmd, root, *files],
+            capture_output=True, text=True, env=child_env(), timeout=120,
+        )  # fmt: skip
+        acks = read_acks(killed.stdout)
+        # counters are per thread: a point past one thread's count may not fire
+        kills += killed.returncode < 0 or killed.returncode == 137
+        where = f"uploader add killed before {call} #{n}"
+        try:
+            if (root / "library.db").exists():
+                check(root, acknowledged=acks)
+                recover(root)
+                check(root, acknowledged=acks, recovered=True, sources=sources)
+            again = subprocess.run(
+                [*cmd, root, *files], capture_output=True, text=True, env=child_env(), timeout=120
+            )
+            assert again.returncode == 0, again.stderr
+            fig = check(
+                root,
+                acknowledged=acks + read_acks(again.stdout),
+                recovered=True,
+                drained=True,
+                sources=sources,
+                expect_all=expect,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{where}: {exc}") from None
+        tally(crash_points=1, documents_checked=fig.documents)
+    assert kills >= 8, f"only {kills} of the sampled points killed the CLI"

@@ -93,6 +93,23 @@ def claim(library: Library, owner: str, lease: float = DEFAULT_LEASE) -> Claimed
     return library.write(tx)
 
 
+def release(library: Library, owner: str) -> int:
+    """Give back the jobs `owner` holds, uncounted: a clean shutdown is not a failed
+    attempt (a crash still counts, so a file that kills the worker fails in the end)."""
+
+    def tx() -> int:
+        n = int(
+            Job.update(state="queued", owner=None, lease_until=None, attempts=Job.attempts - 1)
+            .where((Job.owner == owner) & (Job.state == "running") & (Job.attempts > 0))
+            .execute()
+        )
+        if n:
+            _sync_doc_states()
+        return n
+
+    return library.write(tx)
+
+
 def renew(library: Library, job: Claimed, lease: float = DEFAULT_LEASE) -> bool:
     """Extend our lease; False if the job is no longer ours."""
 

@@ -28,7 +28,7 @@ from .events import DocumentSnapshot, Event, Expanding, UploadSnapshot
 from .ingest import Staged, copy_in, discard, fsync_file, publish
 from .library import Library
 from .models import Job, UploadState, rows
-from .retry import Kind, UploadError, describe
+from .retry import Kind, UploadError, backoff, describe
 from .store import BlobStore, fsync_dir
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ T = TypeVar("T")
 Listener = Callable[[Event], None]
 
 EXPAND_BATCH = 500
+# After this many failed database writes in a row the compression worker is stuck (disk
+# full, I/O error): it backs off, and drain_compression stops waiting for it.
+STUCK_AFTER = 3
 # copies staged and waiting for their record's commit, at most
 RECORDING = 256
 # a worker starts files under SMALL_FILE in groups of up to GROUP_FILES or GROUP_BYTES
@@ -83,6 +86,8 @@ class Engine:
         self._upload_workers: list[asyncio.Task[None]] = []
         self._compress_wake = asyncio.Event()
         self._compress_busy = 0
+        self._compress_failures = 0
+        self._compress_error = ""
         self._closing = False
         self._shutdown = threading.Event()
         self._speed: dict[int, tuple[float, int]] = {}
@@ -103,8 +108,6 @@ class Engine:
         self._starts = _Batcher(self, self._start_batch)
         self._to_record: asyncio.Queue[tuple[int, UploadSnapshot, Staged]] = asyncio.Queue()
         self._recording = asyncio.Semaphore(RECORDING)
-        # started with their group but not begun: queued again if the engine closes first
-        self._taken: set[int] = set()
 
     # -- life cycle ------------------------------------------------------------
 
@@ -146,11 +149,19 @@ class Engine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
-        if self._taken:
-            try:
-                await self._db(self.library.unstart_uploads, list(self._taken))
+        running = [i for i, snap in self.uploads.items() if snap.state == UploadState.UPLOADING]
+        if running:
+            try:  # so that the next engine on this library resumes them
+                await loop.run_in_executor(self._db_pool, self.library.requeue, running)
             except Exception as exc:  # the next open requeues them anyway
-                log.warning("cannot put back uploads not begun: %s", describe(exc).reason)
+                log.warning("could not put uploads back in the queue: %s", describe(exc).reason)
+        if self.settings.compress:
+            try:
+                await loop.run_in_executor(
+                    self._db_pool, compression.release, self.library, self.library.owner
+                )
+            except Exception as exc:  # the next open reclaims them anyway
+                log.warning("could not give back compression jobs: %s", describe(exc).reason)
         await loop.run_in_executor(self._db_pool, self.library.database.close)
         await loop.run_in_executor(self._export_pool, self.library.database.close)
         pools = (
@@ -279,6 +290,11 @@ class Engine:
             counts = await self._db(_job_counts)
             if counts.get("queued", 0) == 0 and counts.get("running", 0) == 0:
                 return
+            if self._compress_failures >= STUCK_AFTER:
+                log.warning(
+                    "compression paused (%s); the queue resumes next time", self._compress_error
+                )
+                return
             await asyncio.sleep(poll)
 
     # -- internals: uploads ---------------------------------------------------
@@ -325,7 +341,6 @@ class Engine:
         started = [uid for uid, yes in zip(ids, ok, strict=True) if yes is True]
         for uid in started:  # cancel() finds them from now on, before their copy begins
             self._cancels[uid] = threading.Event()
-        self._taken.update(started)
         return started
 
     def _unrecorded(self, uids: list[int], exc: BaseException) -> None:
@@ -351,7 +366,6 @@ class Engine:
 
     async def _run_upload(self, uid: int) -> None:
         snap = self.uploads[uid]
-        self._taken.discard(uid)
         cancel = self._cancels.setdefault(uid, threading.Event())
         started = time.monotonic()
         self._speed[uid] = (started, 0)
@@ -416,12 +430,11 @@ class Engine:
             self._publish(snap)
             snaps.append(snap)
         s = self.settings
-        work: list[tuple[Path, Callable[[], bool], bool, Callable[[], None]]] = [
+        work = [
             (
                 Path(snap.path),
                 self._cancels[snap.id].is_set,
                 s.check_corrupt and not snap.accept_corrupt,
-                functools.partial(self._taken.discard, snap.id),
             )
             for snap in snaps
         ]
@@ -569,12 +582,16 @@ class Engine:
             try:
                 job = await self._db(compression.claim, self.library, self.library.owner, s.lease)
             except Exception as exc:
-                log.warning("cannot claim a compression job: %s", describe(exc).reason)
-                await asyncio.sleep(min(5.0, s.sweep_every))
-                continue
+                self._compression_write_failed(exc)
+                job = None
+                timeout = backoff(self._compress_failures - 1, base=0.5, cap=s.sweep_every)
+            else:
+                if job is not None:
+                    self._compress_failures = 0
+                else:
+                    due = await self._db(compression.next_due, self.library)
+                    timeout = s.sweep_every if due is None else max(0.05, min(due, s.sweep_every))
             if job is None:
-                due = await self._db(compression.next_due, self.library)
-                timeout = s.sweep_every if due is None else max(0.05, min(due, s.sweep_every))
                 self._compress_wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._compress_wake.wait(), timeout)
@@ -589,30 +606,49 @@ class Engine:
         renewer = self._spawn(self._renew(job))
         cancelled = self._shutdown.is_set
         try:
-            outcome = await self._in(
-                self._compress_pool,
-                functools.partial(
-                    compression.compress,
-                    self.library.store,
-                    job,
-                    level=s.level,
-                    cancelled=cancelled,
-                ),
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if self._shutdown.is_set():
-                return  # the lease runs out; the next start reclaims the job
-            doc = await self._db(
-                compression.fail, self.library, job, exc, retry_base=s.compress_retry_base
-            )
-        else:
-            doc = await self._db(compression.finish, self.library, job, outcome)
+            try:
+                outcome = await self._in(
+                    self._compress_pool,
+                    functools.partial(
+                        compression.compress,
+                        self.library.store,
+                        job,
+                        level=s.level,
+                        cancelled=cancelled,
+                    ),
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._shutdown.is_set():
+                    return  # the lease runs out; the next start reclaims the job
+                step = functools.partial(
+                    compression.fail, self.library, job, exc, retry_base=s.compress_retry_base
+                )
+            else:
+                step = functools.partial(compression.finish, self.library, job, outcome)
+            # finish and fail check that the job is still ours, so a retry is harmless
+            for attempt in range(STUCK_AFTER):
+                try:
+                    doc = await self._db(step)
+                    break
+                except Exception as exc:
+                    self._compression_write_failed(exc)
+                    if attempt == STUCK_AFTER - 1:
+                        # the job stays leased to us and the raw copy stays; the lease
+                        # running out (or the next open) frees it
+                        return
+                    await asyncio.sleep(backoff(attempt, base=0.5, cap=5.0))
         finally:
             renewer.cancel()
             self._compress_busy -= 1
+        self._compress_failures = 0
         self._publish_document(doc)
+
+    def _compression_write_failed(self, exc: BaseException) -> None:
+        self._compress_failures += 1
+        self._compress_error = describe(exc).reason
+        log.warning("compression cannot update the library: %s", self._compress_error)
 
     async def _renew(self, job: compression.Claimed) -> None:
         lease = self.settings.lease
@@ -738,15 +774,14 @@ class _Batcher(Generic[A, R]):
 def _copy_group(
     store: BlobStore,
     pool: ThreadPoolExecutor,
-    work: list[tuple[Path, Callable[[], bool], bool, Callable[[], None]]],
+    work: list[tuple[Path, Callable[[], bool], bool]],
 ) -> list[Staged | Exception]:
     """Copy small files one after the other, then make them durable together: every
     copy fsynced, renamed into place, every folder fsynced (the fsyncs of a step are
     issued at once, so that they share the file system's journal commits). An outcome
     per file; a file counts as published only once its folder is fsynced."""
     out: list[Staged | Exception] = []
-    for path, cancelled, check, begin in work:
-        begin()
+    for path, cancelled, check in work:
         try:
             out.append(
                 copy_in(store, path, cancelled=cancelled, check_corrupt=check, durable=False)

@@ -56,15 +56,23 @@ class _Lock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LibraryError(
+                f"cannot open the library at {self.path.parent}: {describe(exc).reason}"
+            ) from exc
         try:
             _lock_fd(fd)
         except OSError:
             pid = _read_pid(fd)
             os.close(fd)
             raise LibraryLocked(pid) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        # the pid only names the holder in messages; the flock is the lock, so a full
+        # disk that refuses these few bytes must not stop the library from opening
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
 
     def release(self) -> None:
@@ -363,20 +371,6 @@ class Library:
 
         return self.write(tx) if ids else set()
 
-    def unstart_uploads(self, upload_ids: Iterable[int]) -> None:
-        """Undo `start_uploads` for uploads whose copy never began: queued again, as they
-        were (used when the engine closes with a group half done)."""
-        ids = list(upload_ids)
-
-        def tx() -> None:
-            for part in _chunks(ids, 500):
-                Upload.update(state=UploadState.QUEUED, attempts=Upload.attempts - 1).where(
-                    Upload.id.in_(part) & (Upload.state == UploadState.UPLOADING)
-                ).execute()
-
-        if ids:
-            self.write(tx)
-
     def record(self, upload_id: int, staged: Staged) -> UploadSnapshot:
         """Publish a staged copy under its address and record the document.
 
@@ -567,6 +561,20 @@ class Library:
         def tx() -> int:
             return sum(
                 Upload.update(hidden=True).where(Upload.id.in_(part)).execute()
+                for part in _chunks(ids, 500)
+            )
+
+        return self.write(tx)
+
+    def requeue(self, ids: Iterable[int]) -> int:
+        """Put interrupted uploads back in the queue (an engine stopping cleanly)."""
+        ids = list(ids)
+
+        def tx() -> int:
+            return sum(
+                Upload.update(state=UploadState.QUEUED, updated_at=models.now())
+                .where(Upload.id.in_(part) & (Upload.state == UploadState.UPLOADING))
+                .execute()
                 for part in _chunks(ids, 500)
             )
 

@@ -76,6 +76,8 @@ _ERRNO_WORDS: dict[int, tuple[str, str]] = {
     errno.EROFS: (Kind.IO, "the library's disk is read-only"),
     errno.ELOOP: (Kind.NOT_REGULAR, "too many levels of symbolic links (a symlink loop)"),
     errno.ENOTCONN: (Kind.VANISHED, "the file's disk or network share was disconnected"),
+    # what a read in flight gets when a FUSE daemon dies (the next ones get ENOTCONN)
+    errno.ECONNABORTED: (Kind.VANISHED, "the file's disk or network share was disconnected"),
     errno.ESTALE: (Kind.VANISHED, "the file's network share was disconnected"),
     errno.ENODEV: (Kind.VANISHED, "the file's device is gone"),
     errno.ENXIO: (Kind.VANISHED, "the file's device is gone"),

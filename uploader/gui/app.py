@@ -213,9 +213,7 @@ class Session(QObject):
         ) != os.path.realpath(old_root)
         await self.window.idle()
         self.window.detach()
-        await self.engine.close()
-        if not moved:
-            await self._recover()
+        await self.engine.close()  # puts interrupted uploads back in the queue
         if moved:
             if self.server is not None:
                 self.server.close()
@@ -237,20 +235,6 @@ class Session(QObject):
         self.engine = Engine(self.library, prefs.engine_settings())
         await self.engine.start(resume=True, history=self.history)
         self.window.attach(self.engine)
-
-    async def _recover(self) -> None:
-        """What opening does: interrupted uploads back in the queue, jobs reclaimed.
-        Off the GUI thread (it stats every queued file), on a thread of its own whose
-        database connection is closed when it is done."""
-
-        def recover() -> None:
-            try:
-                self.library.recover()
-            finally:
-                self.library.database.close()
-
-        with ThreadPoolExecutor(1, thread_name_prefix="recover") as pool:
-            await asyncio.get_running_loop().run_in_executor(pool, recover)
 
     async def close(self) -> None:
         """Stop everything this session started; safe to call twice."""

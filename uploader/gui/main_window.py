@@ -358,7 +358,10 @@ class MainWindow(QMainWindow):
         widths = {
             Column.SIZE: fm.horizontalAdvance("999.9 MB") + 20,
             Column.PROGRESS: fm.horizontalAdvance("999 MB of 999 MB · 99.9 MB/s · 59 s left") + 14,
-            Column.STATUS: fm.horizontalAdvance("Failed: corrupted (truncated PDF: no %%EOF") + 16,
+            Column.STATUS: fm.horizontalAdvance(
+                "Failed: corrupted (truncated PDF: no %%EOF marker)"
+            )
+            + 16,
             Column.COMPRESSION: fm.horizontalAdvance("compressed −100%") + 40,
         }
         for column, width in widths.items():
