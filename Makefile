@@ -54,3 +54,13 @@ package-test: $(PACKAGE_STAMP)
 # Debian tools the fault suite (tests/faults) injects faults with: strace, faketime, ...
 fault-tools:
 	@sh tests/faults/install-tools.sh
+
+# Benchmarks (bench/, not tests): `bench` writes BENCHMARKS.md, `bench-quick` a check in minutes.
+.PHONY: bench bench-quick
+bench: $(STAMP)
+	sh bench/install-peers.sh
+	$(BIN)/python -m bench --mode full
+
+bench-quick: $(STAMP)
+	sh bench/install-peers.sh
+	$(BIN)/python -m bench --mode quick

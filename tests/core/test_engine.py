@@ -7,7 +7,7 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -231,22 +231,22 @@ def test_locked_database_leaves_compression_not_queued_then_sweep_queues(
 ) -> None:
     p = src / "doc.txt"
     p.write_bytes(text_bytes(50_000))
-    real = library.queue_compression
+    real = library.queue_compression_many  # the engine queues each batch of documents
     holder: list[sqlite3.Connection] = []
 
-    def locked_queue(doc_id: int, *, attempts: int = 5) -> bool:
+    def locked_queue(doc_ids: Iterable[int], *, attempts: int = 5) -> bool:
         # another process takes the write lock right after the document is recorded
         conn = sqlite3.connect(library.root / "library.db", timeout=0, isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
         holder.append(conn)
         library.database.execute_sql("PRAGMA busy_timeout = 50")
         try:
-            return real(doc_id, attempts=attempts)
+            return real(doc_ids, attempts=attempts)
         finally:
             conn.rollback()
             conn.close()
 
-    monkeypatch.setattr(library, "queue_compression", locked_queue)
+    monkeypatch.setattr(library, "queue_compression_many", locked_queue)
 
     async def go(engine: Engine) -> UploadSnapshot:
         (uid,) = await engine.add([p])

@@ -19,16 +19,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import peewee as pw
 
 from . import compression
 from .events import DocumentSnapshot, Event, Expanding, UploadSnapshot
-from .ingest import copy_in, discard
+from .ingest import Staged, copy_in, discard, fsync_file, publish
 from .library import Library
 from .models import Job, UploadState, rows
 from .retry import Kind, UploadError, backoff, describe
+from .store import BlobStore, fsync_dir
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,6 +39,15 @@ EXPAND_BATCH = 500
 # After this many failed database writes in a row the compression worker is stuck (disk
 # full, I/O error): it backs off, and drain_compression stops waiting for it.
 STUCK_AFTER = 3
+# copies staged and waiting for their record's commit, at most
+RECORDING = 256
+# a worker starts files under SMALL_FILE in groups of up to GROUP_FILES or GROUP_BYTES
+SMALL_FILE = 1 << 20
+GROUP_FILES = 64
+GROUP_BYTES = 8 << 20
+FSYNCS = 16
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 @dataclass
@@ -90,8 +100,14 @@ class Engine:
             max(1, s.compress_workers), thread_name_prefix="compress"
         )
         self._expand_pool = ThreadPoolExecutor(1, thread_name_prefix="expand")
+        # the fsyncs of a group of small files, issued at once
+        self._fsync_pool = ThreadPoolExecutor(FSYNCS, thread_name_prefix="fsync")
         self._export_pool = ThreadPoolExecutor(1, thread_name_prefix="export")
         self._loop: asyncio.AbstractEventLoop | None = None
+        # one transaction for the starts, and one for the records, that arrive together
+        self._starts = _Batcher(self, self._start_batch)
+        self._to_record: asyncio.Queue[tuple[int, UploadSnapshot, Staged]] = asyncio.Queue()
+        self._recording = asyncio.Semaphore(RECORDING)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -109,6 +125,7 @@ class Engine:
                 self._remember(snap)
             for i in ids:
                 self._queue.put_nowait(i)
+        self._spawn(self._recorder())
         for _ in range(max(1, self.settings.jobs)):
             self._upload_workers.append(self._spawn(self._upload_worker()))
         if self.settings.compress:
@@ -152,6 +169,7 @@ class Engine:
             self._compress_pool,
             self._expand_pool,
             self._export_pool,
+            self._fsync_pool,
             self._db_pool,
         )
         for pool in pools:
@@ -283,18 +301,56 @@ class Engine:
 
     async def _upload_worker(self) -> None:
         while True:
-            uid = await self._queue.get()
+            group = [await self._queue.get()]
+            self._take_small(group)
             try:
-                await self._run_upload(uid)
+                started = await self._start(group)
+            except Exception as exc:
+                self._unrecorded(group, exc)
+                continue
+            try:
+                if len(started) > 1:
+                    await self._run_group(started)
+                for uid in started if len(started) == 1 else ():
+                    await self._run_upload(uid)
             except _Shutdown:
                 return  # left as it is in the database; the next start resumes it
             except Exception as exc:
-                failure = describe(exc)
-                if failure.kind in (Kind.DATABASE, Kind.UNKNOWN):
-                    log.exception("upload %d: unexpected failure in the engine", uid)
-                else:
-                    log.error("upload %d could not be recorded: %s", uid, failure.reason)
-                self._fail_in_memory(uid, exc)
+                self._unrecorded(started, exc)
+
+    def _take_small(self, group: list[int]) -> None:
+        """Small files go in groups, started in one transaction, so that a worker never
+        waits a commit per file; a group ends with the first file that is not small."""
+        total = 0
+        while len(group) < GROUP_FILES and total < GROUP_BYTES:
+            snap = self.uploads.get(group[-1])
+            size = snap.size if snap is not None else None
+            if size is None or size >= SMALL_FILE or self._queue.empty():
+                return
+            total += size
+            group.append(self._queue.get_nowait())
+
+    async def _start(self, group: list[int]) -> list[int]:
+        """Mark the group's queued uploads as running (one transaction); those started."""
+        ids = []
+        for uid in group:
+            snap = self.uploads.get(uid)
+            if snap is not None and snap.state == UploadState.QUEUED and not self._closing:
+                ids.append(uid)
+        ok = await self._starts(ids) if ids else []
+        started = [uid for uid, yes in zip(ids, ok, strict=True) if yes is True]
+        for uid in started:  # cancel() finds them from now on, before their copy begins
+            self._cancels[uid] = threading.Event()
+        return started
+
+    def _unrecorded(self, uids: list[int], exc: BaseException) -> None:
+        failure = describe(exc)
+        if failure.kind in (Kind.DATABASE, Kind.UNKNOWN):
+            log.exception("uploads %s: unexpected failure in the engine", uids, exc_info=exc)
+        else:
+            log.error("uploads %s could not be recorded: %s", uids, failure.reason)
+        for uid in uids:
+            self._fail_in_memory(uid, exc)
 
     def _fail_in_memory(self, uid: int, exc: BaseException) -> None:
         """The database refused even to record the failure (disk full, I/O error): show
@@ -309,13 +365,8 @@ class Engine:
         )
 
     async def _run_upload(self, uid: int) -> None:
-        snap = self.uploads.get(uid)
-        if snap is None or snap.state != UploadState.QUEUED or self._closing:
-            return
-        if not await self._db(self.library.start_upload, uid):
-            return
-        cancel = threading.Event()
-        self._cancels[uid] = cancel
+        snap = self.uploads[uid]
+        cancel = self._cancels.setdefault(uid, threading.Event())
         started = time.monotonic()
         self._speed[uid] = (started, 0)
         self._publish(
@@ -338,7 +389,7 @@ class Engine:
             staged = await self._in(
                 self._upload_pool,
                 functools.partial(
-                    copy_in,
+                    _copy_and_publish,
                     self.library.store,
                     Path(snap.path),
                     progress=report,
@@ -348,44 +399,154 @@ class Engine:
             )
             if self._shutdown.is_set():
                 raise _Shutdown
-            final = await self._db(self.library.record, uid, staged)
         except (_Shutdown, asyncio.CancelledError):
             if staged is not None:
                 discard(staged)
             raise
         except Exception as exc:
-            if staged is not None:
-                discard(staged)
-            if self._shutdown.is_set():
-                raise _Shutdown from exc
-            failure = describe(exc)
-            state = UploadState.CANCELLED if failure.kind == Kind.CANCELLED else UploadState.FAILED
-            if not isinstance(exc, UploadError):
-                # a traceback only where the words cannot say it all
-                trace = exc if failure.kind in (Kind.DATABASE, Kind.UNKNOWN) else None
-                log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=trace)
-            final = await self._db(
-                self.library.fail_upload, uid, failure.kind, failure.reason, state
-            )
+            await self._failed(uid, snap, exc)
+            return
         finally:
             self._cancels.pop(uid, None)
             self._speed.pop(uid, None)
-        if final.state == UploadState.UPLOADED and final.document_id is not None:
-            final = await self._after_stored(final)
+        await self._hand_over(uid, snap, staged)
+
+    async def _run_group(self, uids: list[int]) -> None:
+        """Small files: one executor call copies the whole group; no progress events
+        (each takes milliseconds), each still its own upload with its own outcome."""
+        now = time.time()
+        snaps = []
+        for uid in uids:
+            snap = replace(
+                self.uploads[uid],
+                state=UploadState.UPLOADING,
+                attempts=self.uploads[uid].attempts + 1,
+                done_bytes=0,
+                error=None,
+                error_kind=None,
+                started_at=now,
+                speed=None,
+            )
+            self._publish(snap)
+            snaps.append(snap)
+        s = self.settings
+        work = [
+            (
+                Path(snap.path),
+                self._cancels[snap.id].is_set,
+                s.check_corrupt and not snap.accept_corrupt,
+            )
+            for snap in snaps
+        ]
+        try:
+            results = await self._in(
+                self._upload_pool,
+                functools.partial(_copy_group, self.library.store, self._fsync_pool, work),
+            )
+        finally:
+            for uid in uids:
+                self._cancels.pop(uid, None)
+        for snap, result in zip(snaps, results, strict=True):
+            if isinstance(result, Exception):
+                await self._failed(snap.id, snap, result)
+            elif self._shutdown.is_set():
+                discard(result)
+                raise _Shutdown
+            else:
+                await self._hand_over(snap.id, snap, result)
+
+    async def _hand_over(self, uid: int, snap: UploadSnapshot, staged: Staged) -> None:
+        """Records are committed in groups: queue the copy and go on to the next file."""
+        await self._recording.acquire()
+        self._to_record.put_nowait((uid, snap, staged))
+
+    async def _recorder(self) -> None:
+        """Commits the rows of every copy waiting at once, then publishes each outcome."""
+        while True:
+            items = [await self._to_record.get()]
+            while not self._to_record.empty():
+                items.append(self._to_record.get_nowait())
+            try:
+                results = await self._db(self._record_batch, [(u, st) for u, _, st in items])
+            except Exception as exc:
+                results = [exc] * len(items)
+            try:
+                for (uid, snap, staged), result in zip(items, results, strict=True):
+                    try:
+                        if isinstance(result, Exception):
+                            await self._failed(uid, snap, result, staged)
+                        else:
+                            self._recorded(uid, *result)
+                    except _Shutdown:
+                        pass  # left uploading in the database; the next start resumes it
+                    except Exception as exc:
+                        self._unrecorded([uid], exc)
+                self._compress_wake.set()
+            finally:
+                for _ in items:
+                    self._recording.release()
+
+    def _recorded(self, uid: int, final: UploadSnapshot, doc: DocumentSnapshot | None) -> None:
+        started_at = self.uploads[uid].started_at
+        if doc is None:
+            final = replace(final, started_at=started_at)
+        else:
+            final = replace(
+                final,
+                started_at=started_at,
+                compression=doc.compression,
+                stored_size=doc.stored_size,
+            )
+            self._remember(final)
+            self._publish_document(doc)
+        self._publish(final)
+
+    async def _failed(
+        self, uid: int, snap: UploadSnapshot, exc: Exception, staged: Staged | None = None
+    ) -> None:
+        if staged is not None:
+            discard(staged)
+        if self._shutdown.is_set():
+            raise _Shutdown from exc
+        failure = describe(exc)
+        state = UploadState.CANCELLED if failure.kind == Kind.CANCELLED else UploadState.FAILED
+        if not isinstance(exc, UploadError):
+            # a traceback only where the words cannot say it all
+            trace = exc if failure.kind in (Kind.DATABASE, Kind.UNKNOWN) else None
+            log.warning("upload of %s failed: %s", snap.path, failure.reason, exc_info=trace)
+        try:
+            final = await self._db(
+                self.library.fail_upload, uid, failure.kind, failure.reason, state
+            )
+        except Exception as unrecorded:
+            self._unrecorded([uid], unrecorded)
+            return
         self._publish(replace(final, started_at=self.uploads[uid].started_at))
 
-    async def _after_stored(self, snap: UploadSnapshot) -> UploadSnapshot:
-        """Queue compression: secondary, so failing here never fails the upload."""
-        doc_id = snap.document_id
-        assert doc_id is not None
-        if snap.compression == "not_queued" and self.settings.queue_compression:
-            await self._db(self.library.queue_compression, doc_id)
-            for doc in await self._db(self.library.documents, [doc_id]):
-                snap = replace(snap, compression=doc.compression, stored_size=doc.stored_size)
-                self._remember(snap)
-                self._publish_document(doc)
-        self._compress_wake.set()
-        return snap
+    def _start_batch(self, ids: list[int]) -> list[bool | Exception]:
+        started = self.library.start_uploads(ids)
+        return [i in started for i in ids]
+
+    def _record_batch(
+        self, items: list[tuple[int, Staged]]
+    ) -> list[tuple[UploadSnapshot, DocumentSnapshot | None] | Exception]:
+        """Record staged copies together, then queue their compression (secondary:
+        failing to queue never fails an upload; the sweep queues it later)."""
+        results = self.library.record_many(items)
+        fresh = [
+            r.document_id
+            for r in results
+            if isinstance(r, UploadSnapshot)
+            and r.document_id is not None
+            and r.compression == "not_queued"
+        ]
+        docs: dict[int, DocumentSnapshot] = {}
+        if fresh and self.settings.queue_compression:
+            self.library.queue_compression_many(fresh)
+            docs = {d.id: d for d in self.library.documents(fresh)}
+        return [
+            r if isinstance(r, Exception) else (r, docs.get(r.document_id or -1)) for r in results
+        ]
 
     def _progress_reporter(self, uid: int) -> Callable[[int], None]:
         loop = self._loop
@@ -564,6 +725,109 @@ class Engine:
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self._in(self._db_pool, functools.partial(fn, *args, **kwargs))
+
+
+class _Batcher(Generic[A, R]):
+    """Requests that arrive while the db thread is busy go to it together, as one call
+    of `many(items)`, which returns a result or an exception per item."""
+
+    def __init__(self, engine: Engine, many: Callable[[list[A]], Sequence[R | Exception]]) -> None:
+        self._engine = engine
+        self._many = many
+        self._pending: list[tuple[list[A], asyncio.Future[Sequence[R | Exception]]]] = []
+        self._flushing = False
+
+    async def __call__(self, items: list[A]) -> Sequence[R | Exception]:
+        fut: asyncio.Future[Sequence[R | Exception]] = asyncio.get_running_loop().create_future()
+        self._pending.append((items, fut))
+        if not self._flushing:
+            self._flushing = True
+            self._engine._spawn(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        batch: list[tuple[list[A], asyncio.Future[Sequence[R | Exception]]]] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                every = [item for items, _ in batch for item in items]
+                try:
+                    results = await self._engine._db(self._many, every)
+                except Exception as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                at = 0
+                for items, fut in batch:
+                    if not fut.done():
+                        fut.set_result(results[at : at + len(items)])
+                    at += len(items)
+        finally:
+            self._flushing = False
+            for _, fut in batch + self._pending:
+                if not fut.done():
+                    fut.cancel()
+            self._pending = []
+
+
+def _copy_group(
+    store: BlobStore,
+    pool: ThreadPoolExecutor,
+    work: list[tuple[Path, Callable[[], bool], bool]],
+) -> list[Staged | Exception]:
+    """Copy small files one after the other, then make them durable together: every
+    copy fsynced, renamed into place, every folder fsynced (the fsyncs of a step are
+    issued at once, so that they share the file system's journal commits). An outcome
+    per file; a file counts as published only once its folder is fsynced."""
+    out: list[Staged | Exception] = []
+    for path, cancelled, check in work:
+        try:
+            out.append(
+                copy_in(store, path, cancelled=cancelled, check_corrupt=check, durable=False)
+            )
+        except Exception as exc:
+            out.append(exc)
+    _each(pool, out, lambda st: fsync_file(st.temp), discard)
+    for i, st in enumerate(out):
+        if isinstance(st, Staged):
+            try:
+                out[i] = replace(st, temp=store.place(st.temp, st.sha256), published=True)
+            except Exception as exc:
+                discard(st)
+                out[i] = exc
+    folders = sorted({st.temp.parent for st in out if isinstance(st, Staged)})
+    failed = dict(zip(folders, _each(pool, list(folders), fsync_dir), strict=True))
+    for i, st in enumerate(out):
+        if isinstance(st, Staged) and (error := failed[st.temp.parent]) is not None:
+            out[i] = error  # renamed but not durably: an unreferenced blob the sweep collects
+    return out
+
+
+def _each(
+    pool: ThreadPoolExecutor,
+    items: list[Any],
+    fn: Callable[[Any], None],
+    undo: Callable[[Any], None] | None = None,
+) -> list[Exception | None]:
+    """fn(item) for every item that is not an exception, all at once in `pool`; a failed
+    item is replaced by its exception (after `undo(item)`). Returns the errors."""
+    futures = {
+        i: pool.submit(fn, item) for i, item in enumerate(items) if not isinstance(item, Exception)
+    }
+    errors: list[Exception | None] = [None] * len(items)
+    for i, fut in futures.items():
+        exc = fut.exception()
+        if exc is not None:
+            if undo is not None:
+                undo(items[i])
+            items[i] = errors[i] = exc if isinstance(exc, Exception) else RuntimeError(exc)
+    return errors
+
+
+def _copy_and_publish(store: BlobStore, path: Path, **kwargs: Any) -> Staged:
+    """The upload thread's part: copy, hash, check, fsync, rename into place, fsync."""
+    return publish(store, copy_in(store, path, **kwargs))
 
 
 def _job_counts() -> dict[str, int]:

@@ -7,14 +7,18 @@ Never modifies the source; never leaves a temp file behind on failure.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import os
+import queue
 import shutil
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import formats
 from .events import format_size
@@ -22,6 +26,10 @@ from .retry import Kind, UploadError, describe
 from .store import BlobStore
 
 CHUNK = 1 << 20
+# From this size on, reading, hashing and writing run in three threads at once.
+OVERLAP_FROM = 16 << 20
+OVERLAP_DEPTH = 8
+FLUSH_EVERY = 128 << 20
 # Kept free beyond the file itself, so that the database and the journal can grow.
 RESERVE = 8 << 20
 
@@ -37,6 +45,8 @@ class Staged:
     sha256: str
     size: int
     name: str
+    # already renamed to its content address (temp is then the blob itself)
+    published: bool = False
 
 
 def _refuse_not_regular(mode: int) -> UploadError:
@@ -110,17 +120,19 @@ def copy_in(
     progress: Progress | None = None,
     cancelled: Cancelled | None = None,
     check_corrupt: bool = True,
+    durable: bool = True,
 ) -> Staged:
     """Copy `path` into a fsynced temp file, hashing and checking it on the way.
 
-    Raises UploadError with the reason in words; the temp file is gone then.
+    Raises UploadError with the reason in words; the temp file is gone then. With
+    `durable=False` the caller must `fsync_file(staged.temp)` before publishing it.
     """
     fd, before = open_source(path)
     temp: Path | None = None
     try:
         check_space(store, before.st_size)
         temp = store.new_temp()
-        sha, total, head, tail = _stream(fd, temp, progress, cancelled)
+        sha, total, head, tail = _stream(fd, temp, progress, cancelled, before.st_size, durable)
         after = os.fstat(fd)
         if (
             total != before.st_size
@@ -141,7 +153,12 @@ def copy_in(
 
 
 def _stream(
-    fd: int, temp: Path, progress: Progress | None, cancelled: Cancelled | None
+    fd: int,
+    temp: Path,
+    progress: Progress | None,
+    cancelled: Cancelled | None,
+    size: int = 0,
+    durable: bool = True,
 ) -> tuple[str, int, bytes, bytes]:
     digest = hashlib.sha256()
     buf = bytearray(CHUNK)
@@ -155,37 +172,158 @@ def _stream(
     except OSError as exc:
         raise UploadError(*_words(exc, "while writing to the library")) from exc
     try:
-        while True:
-            if cancelled is not None and cancelled():
-                raise UploadError(Kind.CANCELLED, "cancelled")
-            try:
-                n = os.readv(fd, [view]) if hasattr(os, "readv") else _read_into(fd, view)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                raise UploadError(*_words(exc, "while reading the file")) from exc
-            if n == 0:
-                break
-            chunk = view[:n]
-            digest.update(chunk)
-            _write_all(out, chunk)
-            if len(head) < formats.HEAD:
-                head += bytes(chunk[: formats.HEAD - len(head)])
-            tail = (
-                bytes(chunk[-formats.TAIL :])
-                if n >= formats.TAIL
-                else (tail + chunk)[-formats.TAIL :]
-            )
-            total += n
-            if progress is not None:
-                progress(total)
-        try:
-            os.fsync(out)
-        except OSError as exc:
-            raise UploadError(*_words(exc, "while saving to the library")) from exc
+        if size >= OVERLAP_FROM:
+            total, head, tail = _overlapped(fd, out, digest, progress, cancelled)
+        else:
+            while True:
+                if cancelled is not None and cancelled():
+                    raise UploadError(Kind.CANCELLED, "cancelled")
+                n = _read(fd, view)
+                if n == 0:
+                    break
+                chunk = view[:n]
+                digest.update(chunk)
+                _write_all(out, chunk)
+                if len(head) < formats.HEAD:
+                    head += bytes(chunk[: formats.HEAD - len(head)])
+                tail = (
+                    bytes(chunk[-formats.TAIL :])
+                    if n >= formats.TAIL
+                    else (tail + chunk)[-formats.TAIL :]
+                )
+                total += n
+                if progress is not None:
+                    progress(total)
+        if durable:
+            _fsync(out)
     finally:
         os.close(out)
     return digest.hexdigest(), total, head, tail
+
+
+def _fsync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while saving to the library")) from exc
+
+
+def fsync_file(path: Path) -> None:
+    """Make a copy made with `durable=False` durable (UploadError in words if not)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while saving to the library")) from exc
+    try:
+        _fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read(fd: int, view: memoryview) -> int:
+    while True:
+        try:
+            return os.readv(fd, [view]) if hasattr(os, "readv") else _read_into(fd, view)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            raise UploadError(*_words(exc, "while reading the file")) from exc
+
+
+def _overlapped(
+    fd: int,
+    out: int,
+    digest: Any,
+    progress: Progress | None,
+    cancelled: Cancelled | None,
+) -> tuple[int, bytes, bytes]:
+    """Read here, hash in one thread, write in another, chunk by chunk in order.
+
+    The bytes written are the bytes hashed: each buffer goes read → hash → write and
+    only then back to be read into again.
+    """
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(OVERLAP_DEPTH):
+        free.put(bytearray(CHUNK))
+    to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    failed: list[BaseException] = []
+
+    def hasher() -> None:
+        while (item := to_hash.get()) is not None:
+            digest.update(memoryview(item[0])[: item[1]])
+            to_write.put(item)
+        to_write.put(None)
+
+    flush = threading.Event()
+    done = threading.Event()
+
+    def writer() -> None:
+        unflushed = 0
+        while (item := to_write.get()) is not None:
+            if not failed:
+                try:
+                    _write_all(out, memoryview(item[0])[: item[1]])
+                except BaseException as exc:
+                    failed.append(exc)
+            free.put(item[0])
+            unflushed += item[1]
+            if unflushed >= FLUSH_EVERY:
+                unflushed = 0
+                flush.set()
+        done.set()
+        flush.set()
+
+    def flusher() -> None:
+        # Writes back what is written so far while the copy goes on, so that the final
+        # fsync (which alone makes the copy durable) has little left to do.
+        while True:
+            flush.wait()
+            flush.clear()
+            if done.is_set() or failed:
+                return
+            try:
+                os.fdatasync(out)
+            except OSError as exc:
+                failed.append(UploadError(*_words(exc, "while saving to the library")))
+                return
+
+    threads = [
+        threading.Thread(target=hasher, name="ingest-hash", daemon=True),
+        threading.Thread(target=writer, name="ingest-write", daemon=True),
+        threading.Thread(target=flusher, name="ingest-flush", daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    head = b""
+    tail = b""
+    total = 0
+    try:
+        while not failed:
+            if cancelled is not None and cancelled():
+                raise UploadError(Kind.CANCELLED, "cancelled")
+            buf = free.get()
+            n = _read(fd, memoryview(buf))
+            if n == 0:
+                break
+            if len(head) < formats.HEAD:
+                head += bytes(buf[: formats.HEAD - len(head)])
+            tail = (
+                bytes(buf[max(0, n - formats.TAIL) : n])
+                if n >= formats.TAIL
+                else (tail + bytes(buf[:n]))[-formats.TAIL :]
+            )
+            to_hash.put((buf, n))
+            total += n
+            if progress is not None:
+                progress(total)
+    finally:
+        to_hash.put(None)
+        for t in threads:
+            t.join()
+    if failed:
+        raise failed[0]
+    return total, head, tail
 
 
 def _read_into(fd: int, view: memoryview) -> int:  # pragma: no cover - Windows
@@ -205,6 +343,24 @@ def _write_all(fd: int, chunk: memoryview) -> None:
         chunk = chunk[n:]
 
 
+def publish(store: BlobStore, staged: Staged) -> Staged:
+    """Rename a staged copy to its content address and fsync the folder: done here, in
+    the copying thread, so that recording stays a database transaction only.
+
+    A blob whose row is never committed is unreferenced and young; the sweep collects
+    it once it is old. On failure the temp file is gone.
+    """
+    try:
+        final = store.publish(staged.temp, staged.sha256)
+    except BaseException:
+        discard(staged)
+        raise
+    return dataclasses.replace(staged, temp=final, published=True)
+
+
 def discard(staged: Staged) -> None:
+    """Drop a staged copy; a published one stays (it may be another upload's blob)."""
+    if staged.published:
+        return
     with contextlib.suppress(FileNotFoundError):
         staged.temp.unlink()

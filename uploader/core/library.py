@@ -14,7 +14,7 @@ import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -288,32 +288,43 @@ class Library:
         def tx() -> list[int]:
             ids: list[int] = []
             t = models.now()
-            for path, size in files:
-                spath = _path_text(path)
-                old = (
-                    Upload.select(Upload.id)
-                    .where((Upload.path == spath) & (Upload.state == UploadState.QUEUED))
-                    .first()
+            for i in range(0, len(files), 500):  # a few statements per 500 files
+                part = [(_path_text(path), path, size) for path, size in files[i : i + 500]]
+                query = (
+                    Upload.select(Upload.id, Upload.path)
+                    .where(
+                        Upload.path.in_([spath for spath, _, _ in part])
+                        & (Upload.state == UploadState.QUEUED)
+                    )
+                    .order_by(Upload.id.desc())
                 )
-                if old is not None:
-                    Upload.update(
-                        size=size, accept_corrupt=accept_corrupt, hidden=False, updated_at=t
-                    ).where(Upload.id == old.id).execute()
-                    ids.append(old.id)
-                    continue
-                ids.append(
-                    Upload.insert(
-                        path=spath,
-                        name=display_name(path.name or str(path)),
-                        size=size,
-                        state=UploadState.QUEUED,
-                        attempts=0,
-                        duplicate=False,
-                        accept_corrupt=accept_corrupt,
-                        created_at=t,
-                        updated_at=t,
-                    ).execute()
-                )
+                found = {spath: uid for uid, spath in rows(query)}
+                new: dict[str | bytes, dict[str, Any]] = {}
+                for spath, path, size in part:
+                    if spath in found:
+                        Upload.update(
+                            size=size, accept_corrupt=accept_corrupt, hidden=False, updated_at=t
+                        ).where(Upload.id == found[spath]).execute()
+                    elif spath in new:
+                        new[spath]["size"] = size
+                    else:
+                        new[spath] = {
+                            "path": spath,
+                            "name": display_name(path.name or str(path)),
+                            "size": size,
+                            "state": UploadState.QUEUED,
+                            "attempts": 0,
+                            "duplicate": False,
+                            "accept_corrupt": accept_corrupt,
+                            "created_at": t,
+                            "updated_at": t,
+                        }
+                if new:
+                    inserted = Upload.insert_many(list(new.values())).returning(
+                        Upload.id, Upload.path
+                    )
+                    found.update((spath, uid) for uid, spath in inserted.tuples().execute())
+                ids.extend(found[spath] for spath, _, _ in part)
             return ids
 
         return self.snapshots(self.write(tx))
@@ -336,56 +347,151 @@ class Library:
 
         return self.write(tx) == 1
 
+    def start_uploads(self, upload_ids: Iterable[int]) -> set[int]:
+        """`start_upload` for several uploads in one transaction; returns those started."""
+        ids = list(upload_ids)
+
+        def tx() -> set[int]:
+            started: set[int] = set()
+            for part in _chunks(ids, 500):
+                query = (
+                    Upload.update(
+                        state=UploadState.UPLOADING,
+                        attempts=Upload.attempts + 1,
+                        error=None,
+                        error_kind=None,
+                        updated_at=models.now(),
+                    )
+                    .where(Upload.id.in_(part) & (Upload.state == UploadState.QUEUED))
+                    .returning(Upload.id)
+                    .tuples()
+                )
+                started.update(r[0] for r in query.execute())
+            return started
+
+        return self.write(tx) if ids else set()
+
     def record(self, upload_id: int, staged: Staged) -> UploadSnapshot:
         """Publish a staged copy under its address and record the document.
 
         Identical content is stored once: the upload then points at the existing
         document. Only after this commit does the upload count as done.
         """
-        existing = Document.get_or_none(Document.sha256 == staged.sha256)
-        duplicate = existing is not None and self.store.exists(staged.sha256, existing.encoding)
-        if duplicate:
-            discard(staged)
-        else:
-            self.store.publish(staged.temp, staged.sha256, RAW)
+        result = self.record_many([(upload_id, staged)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def record_many(self, items: Sequence[tuple[int, Staged]]) -> list[UploadSnapshot | Exception]:
+        """`record` for several staged copies: every rename first, each folder fsynced
+        once, then one commit for all the rows; a result (or the error) per item.
+
+        A failed rename or folder fsync fails the items it concerns; a failed commit
+        fails every item. None counts as done before the commit.
+        """
+        out: dict[int, UploadSnapshot | Exception] = {}
+        known: dict[str, str] = {}
+        shas = [staged.sha256 for _, staged in items]
+        for i in range(0, len(shas), 500):
+            query = Document.select(Document.sha256, Document.encoding).where(
+                Document.sha256.in_(shas[i : i + 500])
+            )
+            known.update((sha, enc) for sha, enc in rows(query))
+        placed: list[tuple[int, Staged, bool]] = []
+        folders: dict[Path, list[int]] = {}
+        for uid, staged in items:
+            try:
+                enc = known.get(staged.sha256)
+                duplicate = enc is not None and self.store.exists(staged.sha256, enc)
+                if staged.published:
+                    if duplicate and enc != RAW:  # our raw copy would be an orphan
+                        self.store.remove(staged.sha256, RAW)
+                elif duplicate:
+                    discard(staged)
+                else:
+                    final = self.store.place(staged.temp, staged.sha256, RAW)
+                    folders.setdefault(final.parent, []).append(uid)
+                placed.append((uid, staged, duplicate))
+            except Exception as exc:
+                out[uid] = exc
+        for folder, uids in folders.items():
+            try:
+                fsync_dir(folder)
+            except Exception as exc:
+                for uid in uids:
+                    out[uid] = exc
+        placed = [p for p in placed if p[0] not in out]
 
         def tx() -> None:
-            t = models.now()
-            doc = Document.get_or_none(Document.sha256 == staged.sha256)
-            is_dup = duplicate
-            if doc is None:
-                doc_id = Document.insert(
-                    sha256=staged.sha256,
-                    size=staged.size,
-                    name=display_name(staged.name),
-                    encoding=RAW,
-                    stored_size=staged.size,
-                    compression=Compression.NOT_QUEUED,
-                    created_at=t,
-                ).execute()
+            self._record_rows(placed)
+
+        if placed:
+            try:
+                self.write(tx)
+            except Exception as exc:
+                for uid, _, _ in placed:
+                    out[uid] = exc
+        done = [uid for uid, _, _ in placed if uid not in out]
+        for snap in self.snapshots(done):
+            out[snap.id] = snap
+        return [out.get(uid, KeyError(uid)) for uid, _ in items]
+
+    def _record_rows(self, placed: list[tuple[int, Staged, bool]]) -> None:
+        """The rows of `record_many`, a few statements for many files (in a transaction)."""
+        t = models.now()
+        docs: dict[str, tuple[int, str]] = {}
+        shas = list(dict.fromkeys(staged.sha256 for _, staged, _ in placed))
+        for i in range(0, len(shas), 500):
+            query = Document.select(Document.sha256, Document.id, Document.encoding).where(
+                Document.sha256.in_(shas[i : i + 500])
+            )
+            docs.update((sha, (doc_id, enc)) for sha, doc_id, enc in rows(query))
+        fresh: dict[str, dict[str, Any]] = {}
+        for _, staged, _ in placed:
+            if staged.sha256 not in docs and staged.sha256 not in fresh:
+                fresh[staged.sha256] = {
+                    "sha256": staged.sha256,
+                    "size": staged.size,
+                    "name": display_name(staged.name),
+                    "encoding": RAW,
+                    "stored_size": staged.size,
+                    "compression": Compression.NOT_QUEUED,
+                    "created_at": t,
+                }
+        values = list(fresh.values())
+        for i in range(0, len(values), 100):
+            insert = Document.insert_many(values[i : i + 100]).returning(
+                Document.id, Document.sha256
+            )
+            docs.update((sha, (doc_id, RAW)) for doc_id, sha in insert.tuples().execute())
+        updates: list[tuple[int, int, bool, int]] = []
+        for uid, staged, duplicate in placed:
+            doc_id, enc = docs[staged.sha256]
+            if staged.sha256 in fresh:
+                is_dup = False
+                del fresh[staged.sha256]  # a second upload of it in this batch is a duplicate
+            elif not duplicate and not self.store.exists(staged.sha256, enc):
+                # its stored copy had gone missing; the fresh raw copy replaces it
+                Job.delete().where(Job.document == doc_id).execute()
+                Document.update(
+                    encoding=RAW, stored_size=staged.size, compression=Compression.NOT_QUEUED
+                ).where(Document.id == doc_id).execute()
+                docs[staged.sha256] = (doc_id, RAW)
                 is_dup = False
             else:
-                doc_id = doc.id
-                if not duplicate and not self.store.exists(staged.sha256, doc.encoding):
-                    # its stored copy had gone missing; the fresh raw copy replaces it
-                    Job.delete().where(Job.document == doc_id).execute()
-                    Document.update(
-                        encoding=RAW, stored_size=staged.size, compression=Compression.NOT_QUEUED
-                    ).where(Document.id == doc_id).execute()
-                else:
-                    is_dup = True
+                is_dup = True
+            updates.append((uid, doc_id, is_dup, staged.size))
+        for i in range(0, len(updates), 200):
+            part = updates[i : i + 200]
             Upload.update(
                 state=UploadState.UPLOADED,
-                document=doc_id,
-                duplicate=is_dup,
-                size=staged.size,
+                document=pw.Case(Upload.id, [(u, d) for u, d, _, _ in part]),
+                duplicate=pw.Case(Upload.id, [(u, dup) for u, _, dup, _ in part]),
+                size=pw.Case(Upload.id, [(u, size) for u, _, _, size in part]),
                 error=None,
                 error_kind=None,
                 updated_at=t,
-            ).where(Upload.id == upload_id).execute()
-
-        self.write(tx)
-        return self.snapshot(upload_id)
+            ).where(Upload.id.in_([u for u, _, _, _ in part])).execute()
 
     def fail_upload(
         self, upload_id: int, kind: str, reason: str, state: str = UploadState.FAILED
@@ -584,6 +690,51 @@ class Library:
             log.warning(
                 "could not queue compression of document %d (%s); the sweep will retry",
                 doc_id,
+                describe(exc).reason,
+            )
+            return False
+
+    def queue_compression_many(self, doc_ids: Iterable[int], *, attempts: int = 5) -> bool:
+        """`queue_compression` for several documents in one transaction."""
+        ids = list(doc_ids)
+
+        def tx() -> None:
+            for i in range(0, len(ids), 500):
+                part = list(dict.fromkeys(ids[i : i + 500]))
+                query = Job.select(Job.document).where(Job.document.in_(part))
+                have = {r[0] for r in rows(query)}
+                # as in _ensure_job: a compressed or skipped document is finished
+                finished = Document.select(Document.id).where(
+                    Document.id.in_(part)
+                    & Document.compression.in_([Compression.DONE, Compression.SKIPPED])
+                )
+                have.update(r[0] for r in rows(finished))
+                need = [d for d in part if d not in have]
+                if need:
+                    Job.insert_many(
+                        [
+                            {
+                                "document": d,
+                                "state": "queued",
+                                "priority": 0,
+                                "attempts": 0,
+                                "run_after": 0.0,
+                            }
+                            for d in need
+                        ]
+                    ).execute()
+                    Document.update(compression=Compression.PENDING).where(
+                        Document.id.in_(need)
+                    ).execute()
+
+        try:
+            if ids:
+                self.write(tx, attempts=attempts)
+            return True
+        except Exception as exc:
+            log.warning(
+                "could not queue compression of %d documents (%s); the sweep will retry",
+                len(ids),
                 describe(exc).reason,
             )
             return False

@@ -58,13 +58,19 @@ class BlobStore:
         Replaces a file already there: same address, same bytes, so the swap is safe
         and a stray copy left by a crash is refreshed rather than trusted.
         """
+        final = self.place(temp, sha256, encoding)
+        fsync_dir(final.parent)
+        return final
+
+    def place(self, temp: Path, sha256: str, encoding: str = RAW) -> Path:
+        """`publish` without the folder fsync: the caller fsyncs `result.parent` (once for
+        several renames into the same folder) before it relies on the rename."""
         final = self.path(sha256, encoding)
         folder = final.parent
         if not folder.exists():
             folder.mkdir(parents=True, exist_ok=True)
             fsync_dir(self.blobs)
         os.replace(temp, final)
-        fsync_dir(folder)
         return final
 
     def remove(self, sha256: str, encoding: str) -> None:
