@@ -129,6 +129,8 @@ def _figure(fig: Figure, results: dict[str, list[dict[str, Any]]]) -> list[str]:
     for v in fig.variants:
         tp = fig.throughput(v.name)
         med, lo, hi = summary(tp)
+        if fig.unit == "paint":  # shown as times: the fastest first
+            lo, hi = hi, lo
         sec = summary(fig.seconds.get(v.name, []))[0]
         ratio = "" if v.name == fig.ours else _ratio(fig.ratios(v.name))
         lines.append(
