@@ -667,10 +667,6 @@ class Library:
             raise LibraryError(f"there is no document {doc_id} in this library")
         return _doc_snapshot(doc)
 
-    def upload_ids_for_documents(self, doc_ids: Iterable[int]) -> list[int]:
-        query = Upload.select(Upload.id).where(Upload.document.in_(list(doc_ids)))
-        return [r[0] for r in rows(query)]
-
     # -- compression queue bookkeeping ----------------------------------------
 
     def queue_compression(self, doc_id: int, *, attempts: int = 5) -> bool:
