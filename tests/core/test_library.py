@@ -285,3 +285,26 @@ def test_restart_recovers_uploads_left_running(lib_dir: Path, src: Path) -> None
         assert len(list(lib.store.iter_blobs())) == 30
         assert lib.doctor().ok
     assert {p: p.read_bytes() for p in files} == before
+
+
+def test_sweep_finishes_a_switch_interrupted_before_the_unlink(
+    library: Library, src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between committing the .zst and deleting the raw copy: the next sweep
+    deletes the raw copy at once, while a young unreferenced blob is kept."""
+    p = src / "a.txt"
+    p.write_bytes(text_bytes(200_000))
+    store(library, p)
+    monkeypatch.setattr(library.store, "remove", lambda sha, enc: None)  # the crash
+    assert compression.work(library) == 1
+    doc = library.documents()[0]
+    assert doc.encoding == "zstd"
+    assert library.store.exists(doc.sha256, "raw")
+    young = library.store.path("cd" * 32)
+    young.parent.mkdir(parents=True, exist_ok=True)
+    young.write_bytes(b"an upload whose row is not committed yet")
+    report = library.sweep()
+    assert report.orphans_removed == 1
+    assert not library.store.exists(doc.sha256, "raw")
+    assert library.store.verify(doc.sha256, "zstd", doc.size) is None
+    assert young.exists()

@@ -821,8 +821,12 @@ class Library:
         for sha, enc, path in self.store.iter_blobs():
             if (sha, enc) in known:
                 continue
+            # the raw copy of a document whose switch to .zst is committed: a compression
+            # stopped between its commit and the unlink. Nothing will ever use it again
+            # (an upload of the same content finds the .zst), so it goes now, not in an hour.
+            superseded = enc == RAW and (sha, ZSTD) in known and self.store.exists(sha, ZSTD)
             with contextlib.suppress(OSError):
-                if t - path.stat().st_mtime > grace:
+                if superseded or t - path.stat().st_mtime > grace:
                     path.unlink()
                     report.orphans_removed += 1
                 else:
