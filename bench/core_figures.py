@@ -243,14 +243,7 @@ def compress_only(ctx: Context) -> Figure:
         )
     ]
     with_before(ctx, v, "compress", "compress-only", str(src), str(out))
-    _peer(
-        v,
-        "zstd -3 -T0 + sync",
-        "zstd",
-        [["zstd", "-q", "-f", "-3", "-T0", str(src), "-o", str(peer)], ["sync", str(peer)]],
-        size,
-        ctx.fresh(peer),
-    )
+    _zstd_peer(ctx, v, src, peer, size)
     fig = Figure(
         "compress",
         f"Compression of the {_size(size)} file at level 3 (compress only)",
@@ -260,6 +253,18 @@ def compress_only(ctx: Context) -> Figure:
         targets={"zstd -3 -T0 + sync": 1.0},
     )
     return measure(fig, ctx.rounds, ctx.log)
+
+
+def _zstd_peer(ctx: Context, v: list[Variant], src: Path, peer: Path, size: int) -> None:
+    """The compression peer of both compression figures: `zstd -3 -T0`, then a sync."""
+    _peer(
+        v,
+        "zstd -3 -T0 + sync",
+        "zstd",
+        [["zstd", "-q", "-f", "-3", "-T0", str(src), "-o", str(peer)], ["sync", str(peer)]],
+        size,
+        ctx.fresh(peer),
+    )
 
 
 def _stage(ctx: Context, lib: Path) -> None:
@@ -285,14 +290,7 @@ def compression_job(ctx: Context) -> Figure:
         )
     ]
     with_before(ctx, v, "job", "job", str(lib))
-    _peer(
-        v,
-        "zstd -3 -T0 + sync",
-        "zstd",
-        [["zstd", "-q", "-f", "-3", "-T0", str(src), "-o", str(peer)], ["sync", str(peer)]],
-        size,
-        ctx.fresh(peer),
-    )
+    _zstd_peer(ctx, v, src, peer, size)
     fig = Figure(
         "job",
         f"A whole compression job on the {_size(size)} file",
