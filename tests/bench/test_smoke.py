@@ -47,6 +47,8 @@ def test_tiny_run_writes_every_figure(tmp_path: Path) -> None:
     assert raw["_results"]["job"][0]["stored"] < raw["_results"]["job"][0]["size"]
     assert raw["_results"]["export"][0]["encoding"] == "zstd"
     assert raw["paint"]["seconds"]["bare window"][0] > 0
+    # the window started through the real `uploader` entry point and painted
+    assert raw["paint"]["seconds"]["uploader window"][0] > 0
     # every peer that ran is compared round by round with a ratio in the report
     assert "| cp + sync |" in text
     assert "uploader ÷ contender" in text
