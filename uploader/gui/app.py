@@ -147,7 +147,6 @@ class Session(QObject):
         self.history = history
         self.engine = Engine(library, prefs.engine_settings())
         self.window = MainWindow(self.engine, prefs)
-        self.window.setWindowIcon(icons.icon("uploader"))
         geometry = qsettings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.window.restoreGeometry(geometry)
@@ -290,7 +289,7 @@ def make_app() -> QApplication:
     app.setStyle("Fusion")
     follow_color_scheme(app)
     app.styleHints().colorSchemeChanged.connect(_on_color_scheme_changed)
-    app.setWindowIcon(icons.icon("uploader"))
+    app.setWindowIcon(icons.app_icon())
     return app
 
 

@@ -6,11 +6,14 @@ import functools
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
-SIZES = (16, 20, 24, 32, 48, 64, 128)
+# Buttons and menus ask for 16-32 px; QIcon scales the nearest for anything else. Each
+# size costs a render at start, so only the app icon (window managers) gets them all.
+SIZES = (16, 24, 32)
+APP_SIZES = (16, 24, 32, 48, 64, 128, 256)
 
 
 @functools.cache
@@ -21,19 +24,37 @@ def _source(name: str) -> str | None:
         return None
 
 
-def icon(name: str, color: QColor | None = None, ratios: tuple[float, ...] = (1.0, 2.0)) -> QIcon:
-    """The icon `name`; `currentColor` in the SVG becomes `color`. Empty if it is missing."""
+def icon(
+    name: str,
+    color: QColor | None = None,
+    sizes: tuple[int, ...] = SIZES,
+    ratios: tuple[float, ...] | None = None,
+) -> QIcon:
+    """The icon `name`; `currentColor` in the SVG becomes `color`. Empty if it is missing.
+    Rendered for the screen's pixel ratio unless `ratios` are given."""
     text = _source(name)
     if text is None:
         return QIcon()
     if color is not None:
         text = text.replace("currentColor", color.name())
     renderer = QSvgRenderer(QByteArray(text.encode("utf-8")))
+    if ratios is None:
+        ratios = (_screen_ratio(),)
     out = QIcon()
-    for size in SIZES:
+    for size in sizes:
         for ratio in ratios:
             out.addPixmap(_render(renderer, size, ratio))
     return out
+
+
+def app_icon() -> QIcon:
+    """The application's own icon, at every size a window manager or dock may show."""
+    return icon("uploader", sizes=APP_SIZES, ratios=(1.0,))
+
+
+def _screen_ratio() -> float:
+    screen = QGuiApplication.primaryScreen()
+    return 1.0 if screen is None else max(1.0, screen.devicePixelRatio())
 
 
 def pixmap(name: str, size: int, ratio: float, color: QColor | None = None) -> QPixmap:
