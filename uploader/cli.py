@@ -33,19 +33,26 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--library",
-        metavar="DIR",
-        help="the library folder (default: $UPLOADER_LIBRARY or the user data folder)",
-    )
+    def library_option(default: Any) -> argparse.ArgumentParser:
+        parser = _Parser(add_help=False)
+        parser.add_argument(
+            "--library",
+            metavar="DIR",
+            default=default,
+            help="the library folder (default: $UPLOADER_LIBRARY or the user data folder)",
+        )
+        return parser
+
+    # Accepted before and after the command; after it, a missing option must not reset
+    # the one given before (argparse copies a subcommand's defaults over the namespace).
+    common = library_option(argparse.SUPPRESS)
     json_flag = _Parser(add_help=False)
     json_flag.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = _Parser(
         prog="uploader",
         description="Store documents safely in a library, each file on its own.",
-        parents=[common],
+        parents=[library_option(None)],
     )
     p.add_argument("--version", action="version", version=f"uploader {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)

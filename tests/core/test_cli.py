@@ -195,10 +195,22 @@ def test_default_library_from_environment(tmp_path: Path, src: Path) -> None:
     assert (home / "data" / "Uploader" / "library" / "library.db").exists()
 
 
-def test_library_option_before_the_command(lib_dir: Path, src: Path) -> None:
+def test_library_option_before_the_command(lib_dir: Path, src: Path, tmp_path: Path) -> None:
     p = src / "a.txt"
     p.write_text("a")
-    proc = cli("--library", lib_dir, "add", "--json", p)
+    default = tmp_path / "default-library"
+    env = {"UPLOADER_LIBRARY": str(default)}
+    proc = cli("--library", lib_dir, "add", "--json", p, env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "uploaded"
-    assert json.loads(cli("--library", lib_dir, "list", "--json").stdout)[0]["name"] == "a.txt"
+    assert json.loads(cli("--library", lib_dir, "list", "--json", env=env).stdout)[0]["name"] == (
+        "a.txt"
+    )
+    # the library named before the command was used, the default one never opened
+    assert (lib_dir / "library.db").exists()
+    assert not default.exists()
+    # given after the command too, the later one wins
+    other = tmp_path / "other"
+    proc = cli("--library", lib_dir, "list", "--json", "--library", other, env=env)
+    assert proc.returncode == 2
+    assert f"no library at {other}" in proc.stderr
