@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    def library_option(default: Any) -> argparse.ArgumentParser:
+    def library_option(default: Any) -> _Parser:
         parser = _Parser(add_help=False)
         parser.add_argument(
             "--library",
