@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from uploader.core import ingest
+from uploader.core import ingest, store
 from uploader.core.library import Library
 from uploader.core.retry import Kind, UploadError
 
@@ -206,7 +206,7 @@ def test_failed_early_writeback_fails_the_copy(
         ctypes.set_errno(errno.EIO)
         return -1
 
-    monkeypatch.setattr(ingest, "_sync_file_range", eio)
+    monkeypatch.setattr(store, "_sync_file_range", eio)
     with pytest.raises(UploadError) as info:
         ingest.copy_in(library.store, path)
     assert calls[0] == 1

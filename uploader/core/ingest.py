@@ -7,14 +7,12 @@ Never modifies the source; never leaves a temp file behind on failure.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import errno
 import hashlib
 import os
 import shutil
 import stat
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,35 +22,18 @@ from typing import Any
 from . import formats
 from .events import format_size
 from .retry import Kind, UploadError, describe
-from .store import BlobStore
+from .store import FLUSH_EVERY, BlobStore, start_writeback
 
 CHUNK = 1 << 20
 # From this size on, one thread copies while another reads the copy back and hashes it.
 OVERLAP_FROM = 16 << 20
 # What one copy_file_range call asks the kernel for.
 KERNEL_STEP = 8 << 20
-FLUSH_EVERY = 128 << 20
 # Kept free beyond the file itself, so that the database and the journal can grow.
 RESERVE = 8 << 20
 
 Progress = Callable[[int], None]
 Cancelled = Callable[[], bool]
-
-
-def _libc_sync_file_range() -> Any:
-    if not sys.platform.startswith("linux"):  # pragma: no cover - not Linux
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # pragma: no cover - a libc without it
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_sync_file_range = _libc_sync_file_range()
-_SYNC_FILE_RANGE_WRITE = 2
 
 
 @dataclass(frozen=True)
@@ -365,14 +346,8 @@ def _read_back(out: int, view: memoryview, pos: int) -> int:
 
 
 def _writeback(out: int, offset: int, length: int) -> None:
-    """Start writing back what is copied so far, without waiting for it, so that the
-    final fsync (which alone makes the copy durable) has little left to do."""
     try:
-        if _sync_file_range is None:  # pragma: no cover - not Linux
-            os.fdatasync(out)
-        elif _sync_file_range(out, offset, length, _SYNC_FILE_RANGE_WRITE) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
+        start_writeback(out, offset, length)
     except OSError as exc:
         raise UploadError(*_words(exc, "while saving to the library")) from exc
 
