@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from uploader.core import compression, library as library_mod
+from uploader.core import compression
+from uploader.core import library as library_mod
 from uploader.core.library import ExportError, Library
 
 from .conftest import text_bytes
