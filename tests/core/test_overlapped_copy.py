@@ -92,6 +92,27 @@ def test_kernel_copy_refused_or_short_goes_through_python(
     assert _no_ingest_threads()
 
 
+def test_a_failed_kernel_copy_leaves_only_the_bytes_hashed(
+    library: Library, src: Path, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _big(src / "big.bin", data)
+    real = os.copy_file_range
+    calls = [0]
+
+    def spills(src_fd: int, dst_fd: int, count: int, *args: object) -> int:
+        calls[0] += 1
+        if calls[0] == 2:  # fails after writing where the retry will not write again
+            os.pwrite(dst_fd, b"junk" * 1024, SIZE)
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src_fd, dst_fd, count)
+
+    monkeypatch.setattr(os, "copy_file_range", spills)
+    staged = ingest.copy_in(library.store, path)
+    assert calls[0] == 2
+    assert staged.temp.read_bytes() == data
+    assert staged.sha256 == hashlib.sha256(data).hexdigest()
+
+
 def test_the_hash_is_of_the_bytes_stored_when_the_source_changes(
     library: Library, src: Path, data: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -285,11 +285,14 @@ def _overlapped(
             if cancelled is not None and cancelled():
                 raise UploadError(Kind.CANCELLED, "cancelled")
             with cond:
-                while copied[0] <= pos and not done[0]:
-                    cond.wait()
+                if copied[0] <= pos and not done[0]:
+                    cond.wait(0.1)  # then look at `cancelled` again
                 ready = copied[0] - pos
-            if failed or ready <= 0:
+                finished = done[0]
+            if failed or (ready <= 0 and finished):
                 break
+            if ready <= 0:
+                continue
             n = _read_back(out, view[: min(ready, CHUNK)], pos)
             chunk = view[:n]
             digest.update(chunk)
@@ -308,7 +311,18 @@ def _overlapped(
         thread.join()
     if failed:
         raise failed[0]
+    _truncate(out, pos)
     return pos, head, tail
+
+
+def _truncate(out: int, size: int) -> None:
+    """Cut the copy to the bytes hashed: a kernel copy that failed after writing part of
+    its chunk may have left bytes that its retry through Python did not write over."""
+    try:
+        if os.fstat(out).st_size != size:
+            os.ftruncate(out, size)
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while saving to the library")) from exc
 
 
 def _copy_chunk(fd: int, out: int, view: memoryview, kernel: bool) -> tuple[int, bool]:
