@@ -965,7 +965,8 @@ class Library:
         temp = dest.with_name(f".uploader-{uuid.uuid4().hex[:12]}.part")
         try:
             with self.store.open_plain(doc.sha256, doc.encoding) as reader:
-                out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+                out = os.open(temp, flags, 0o666)
                 try:
                     sha, total = _export_stream(reader, out)
                     os.fsync(out)
