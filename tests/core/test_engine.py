@@ -73,14 +73,14 @@ def test_progress_is_throttled(
     path.write_bytes(text_bytes(24 << 20))
     clock = [0.0]
 
-    # a fake clock: every chunk read advances time by 10 ms, so 24 chunks span 240 ms
-    real_readv = os.readv
+    # a fake clock: every chunk hashed advances time by 10 ms, so 24 chunks span 240 ms
+    real_preadv = os.preadv
 
-    def slow_readv(fd: int, buffers: list[Any]) -> int:
+    def slow_preadv(fd: int, buffers: list[Any], offset: int) -> int:
         clock[0] += 0.01
-        return real_readv(fd, buffers)
+        return real_preadv(fd, buffers, offset)
 
-    monkeypatch.setattr(ingest.os, "readv", slow_readv)
+    monkeypatch.setattr(ingest.os, "preadv", slow_preadv)
     monkeypatch.setattr("uploader.core.engine.time.monotonic", lambda: clock[0])
 
     async def go(engine: Engine) -> list[Event]:
@@ -149,11 +149,11 @@ def test_cancel_running_and_queued(library: Library, src: Path, run_engine: Run)
     small = src / "small.txt"
     small.write_bytes(b"small")
     gate = threading.Event()
-    real = ingest._write_all
+    real = ingest._copy_chunk
 
-    def slow_write(fd: int, chunk: memoryview) -> None:
+    def slow_copy(fd: int, out: int, view: memoryview, kernel: bool) -> tuple[int, bool]:
         gate.wait(5)  # hold the copy until the test has cancelled it
-        real(fd, chunk)
+        return real(fd, out, view, kernel)
 
     async def go(engine: Engine) -> list[UploadSnapshot]:
         events = record(engine)
@@ -169,11 +169,11 @@ def test_cancel_running_and_queued(library: Library, src: Path, run_engine: Run)
 
     import uploader.core.ingest as mod
 
-    mod._write_all = slow_write  # type: ignore[assignment]
+    mod._copy_chunk = slow_copy  # type: ignore[assignment]
     try:
         snaps = run_engine(library, go, jobs=1, compress=False)
     finally:
-        mod._write_all = real  # type: ignore[assignment]
+        mod._copy_chunk = real  # type: ignore[assignment]
     assert [s.state for s in snaps] == ["cancelled", "cancelled"]
     assert list(library.store.iter_temps()) == []
     assert library.documents() == []
@@ -315,15 +315,15 @@ def test_a_clean_close_puts_running_uploads_back_in_the_queue(
 ) -> None:
     big = src / "big.txt"
     big.write_bytes(text_bytes(32 << 20))
-    real = ingest._write_all
+    real = ingest._copy_chunk
     slow = threading.Event()
 
-    def slow_write(fd: int, chunk: memoryview) -> None:
+    def slow_copy(fd: int, out: int, view: memoryview, kernel: bool) -> tuple[int, bool]:
         slow.set()
         threading.Event().wait(0.05)  # a slow disk: the close comes mid-copy
-        real(fd, chunk)
+        return real(fd, out, view, kernel)
 
-    monkeypatch.setattr(ingest, "_write_all", slow_write)
+    monkeypatch.setattr(ingest, "_copy_chunk", slow_copy)
 
     async def first() -> int:
         engine = Engine(library, Settings(compress=False))
@@ -337,7 +337,7 @@ def test_a_clean_close_puts_running_uploads_back_in_the_queue(
     uid = asyncio.run(first())
     assert library.snapshot(uid).state == "queued"
     assert list(library.store.iter_temps()) == []
-    monkeypatch.setattr(ingest, "_write_all", real)
+    monkeypatch.setattr(ingest, "_copy_chunk", real)
 
     async def second() -> UploadSnapshot:  # a new engine on the same open library
         engine = Engine(library, Settings(compress=False))

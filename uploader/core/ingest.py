@@ -11,7 +11,6 @@ import dataclasses
 import errno
 import hashlib
 import os
-import queue
 import shutil
 import stat
 import threading
@@ -23,13 +22,13 @@ from typing import Any
 from . import formats
 from .events import format_size
 from .retry import Kind, UploadError, describe
-from .store import BlobStore
+from .store import FLUSH_EVERY, BlobStore, start_writeback
 
 CHUNK = 1 << 20
-# From this size on, reading, hashing and writing run in three threads at once.
+# From this size on, one thread copies while another reads the copy back and hashes it.
 OVERLAP_FROM = 16 << 20
-OVERLAP_DEPTH = 8
-FLUSH_EVERY = 128 << 20
+# What one copy_file_range call asks the kernel for.
+KERNEL_STEP = 8 << 20
 # Kept free beyond the file itself, so that the database and the journal can grow.
 RESERVE = 8 << 20
 
@@ -166,13 +165,14 @@ def _stream(
     head = b""
     tail = b""
     total = 0
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    # read and write: the big-file copy reads the temp file back to hash it
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
         out = os.open(temp, flags, 0o644)
     except OSError as exc:
         raise UploadError(*_words(exc, "while writing to the library")) from exc
     try:
-        if size >= OVERLAP_FROM:
+        if size >= OVERLAP_FROM and hasattr(os, "preadv"):
             total, head, tail = _overlapped(fd, out, digest, progress, cancelled)
         else:
             while True:
@@ -237,93 +237,133 @@ def _overlapped(
     progress: Progress | None,
     cancelled: Cancelled | None,
 ) -> tuple[int, bytes, bytes]:
-    """Read here, hash in one thread, write in another, chunk by chunk in order.
+    """Copy in one thread, read the copy back and hash it in this one, chunk by chunk.
 
-    The bytes written are the bytes hashed: each buffer goes read → hash → write and
-    only then back to be read into again.
+    The copying thread has the kernel copy (`copy_file_range`: the bytes never pass
+    through Python) and starts the writeback every FLUSH_EVERY bytes. The hash is of the
+    bytes stored, read back from the temp file, whatever the source does meanwhile;
+    whether the source changed is the caller's size/mtime check, as for any copy.
     """
-    free: queue.Queue[bytearray] = queue.Queue()
-    for _ in range(OVERLAP_DEPTH):
-        free.put(bytearray(CHUNK))
-    to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
-    to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    cond = threading.Condition()
+    copied = [0]
+    done = [False]
+    stop = [False]
     failed: list[BaseException] = []
 
-    def hasher() -> None:
-        while (item := to_hash.get()) is not None:
-            digest.update(memoryview(item[0])[: item[1]])
-            to_write.put(item)
-        to_write.put(None)
+    def copier() -> None:
+        view = memoryview(bytearray(CHUNK))
+        kernel = hasattr(os, "copy_file_range")
+        flushed = 0
+        total = 0
+        try:
+            while not stop[0]:
+                n, kernel = _copy_chunk(fd, out, view, kernel)
+                if n == 0:
+                    break
+                total += n
+                with cond:
+                    copied[0] = total
+                    cond.notify()
+                if total - flushed >= FLUSH_EVERY:
+                    _writeback(out, flushed, total - flushed)
+                    flushed = total
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            with cond:
+                done[0] = True
+                cond.notify()
 
-    flush = threading.Event()
-    done = threading.Event()
-
-    def writer() -> None:
-        unflushed = 0
-        while (item := to_write.get()) is not None:
-            if not failed:
-                try:
-                    _write_all(out, memoryview(item[0])[: item[1]])
-                except BaseException as exc:
-                    failed.append(exc)
-            free.put(item[0])
-            unflushed += item[1]
-            if unflushed >= FLUSH_EVERY:
-                unflushed = 0
-                flush.set()
-        done.set()
-        flush.set()
-
-    def flusher() -> None:
-        # Writes back what is written so far while the copy goes on, so that the final
-        # fsync (which alone makes the copy durable) has little left to do.
-        while True:
-            flush.wait()
-            flush.clear()
-            if done.is_set() or failed:
-                return
-            try:
-                os.fdatasync(out)
-            except OSError as exc:
-                failed.append(UploadError(*_words(exc, "while saving to the library")))
-                return
-
-    threads = [
-        threading.Thread(target=hasher, name="ingest-hash", daemon=True),
-        threading.Thread(target=writer, name="ingest-write", daemon=True),
-        threading.Thread(target=flusher, name="ingest-flush", daemon=True),
-    ]
-    for t in threads:
-        t.start()
+    thread = threading.Thread(target=copier, name="ingest-copy", daemon=True)
+    thread.start()
+    view = memoryview(bytearray(CHUNK))
     head = b""
     tail = b""
-    total = 0
+    pos = 0
     try:
-        while not failed:
+        while True:
             if cancelled is not None and cancelled():
                 raise UploadError(Kind.CANCELLED, "cancelled")
-            buf = free.get()
-            n = _read(fd, memoryview(buf))
-            if n == 0:
+            with cond:
+                if copied[0] <= pos and not done[0]:
+                    cond.wait(0.1)  # then look at `cancelled` again
+                ready = copied[0] - pos
+                finished = done[0]
+            if failed or (ready <= 0 and finished):
                 break
+            if ready <= 0:
+                continue
+            n = _read_back(out, view[: min(ready, CHUNK)], pos)
+            chunk = view[:n]
+            digest.update(chunk)
             if len(head) < formats.HEAD:
-                head += bytes(buf[: formats.HEAD - len(head)])
+                head += bytes(chunk[: formats.HEAD - len(head)])
             tail = (
-                bytes(buf[max(0, n - formats.TAIL) : n])
+                bytes(chunk[-formats.TAIL :])
                 if n >= formats.TAIL
-                else (tail + bytes(buf[:n]))[-formats.TAIL :]
+                else (tail + bytes(chunk))[-formats.TAIL :]
             )
-            to_hash.put((buf, n))
-            total += n
+            pos += n
             if progress is not None:
-                progress(total)
+                progress(pos)
     finally:
-        to_hash.put(None)
-        for t in threads:
-            t.join()
+        stop[0] = True
+        thread.join()
     if failed:
         raise failed[0]
-    return total, head, tail
+    _truncate(out, pos)
+    return pos, head, tail
+
+
+def _truncate(out: int, size: int) -> None:
+    """Cut the copy to the bytes hashed: a kernel copy that failed after writing part of
+    its chunk may have left bytes that its retry through Python did not write over."""
+    try:
+        if os.fstat(out).st_size != size:
+            os.ftruncate(out, size)
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while saving to the library")) from exc
+
+
+def _copy_chunk(fd: int, out: int, view: memoryview, kernel: bool) -> tuple[int, bool]:
+    """Copy the next chunk from `fd` to `out` (both at their file positions): by the
+    kernel while `kernel`, else through `view`. Returns (bytes copied, kernel).
+
+    Any failure of the kernel copy (another file system, no support, a full disk, an
+    I/O error) is retried through Python, where the failing side raises in its words;
+    the rest of the file then goes through Python too. An end of file the kernel
+    reports is checked with a read (some file systems report none).
+    """
+    if kernel:
+        try:
+            n = os.copy_file_range(fd, out, KERNEL_STEP)
+        except OSError:
+            kernel = False
+        else:
+            if n:
+                return n, kernel
+            kernel = False
+    n = _read(fd, view)
+    if n:
+        _write_all(out, view[:n])
+    return n, kernel
+
+
+def _read_back(out: int, view: memoryview, pos: int) -> int:
+    try:
+        n = os.preadv(out, [view], pos)
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while saving to the library")) from exc
+    if n == 0:  # the temp file is shorter than what was copied into it
+        raise UploadError(*_words(OSError(errno.EIO, "short read"), "while saving to the library"))
+    return n
+
+
+def _writeback(out: int, offset: int, length: int) -> None:
+    try:
+        start_writeback(out, offset, length)
+    except OSError as exc:
+        raise UploadError(*_words(exc, "while saving to the library")) from exc
 
 
 def _read_into(fd: int, view: memoryview) -> int:  # pragma: no cover - Windows

@@ -8,11 +8,14 @@ database is locked; no transaction is held across file I/O.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
+import queue
 import shutil
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +31,7 @@ from .events import DocumentSnapshot, UploadSnapshot
 from .ingest import Staged, discard
 from .models import Compression, Document, Job, Upload, UploadState, db, rows
 from .retry import Kind, LibraryError, LibraryLocked, describe, retry_locked
-from .store import CHUNK, RAW, ZSTD, BlobStore, fsync_dir
+from .store import CHUNK, FLUSH_EVERY, RAW, ZSTD, BlobStore, fsync_dir, start_writeback
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -960,16 +963,15 @@ class Library:
             raise ExportError(f"{dest} already exists")
         # a short name: the destination's own name may already be at the length limit
         temp = dest.with_name(f".uploader-{uuid.uuid4().hex[:12]}.part")
-        digest = hashlib.sha256()
-        total = 0
         try:
-            with self.store.open_plain(doc.sha256, doc.encoding) as reader, open(temp, "wb") as out:
-                while chunk := reader.read(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    total += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            with self.store.open_plain(doc.sha256, doc.encoding) as reader:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+                out = os.open(temp, flags, 0o666)
+                try:
+                    sha, total = _export_stream(reader, out)
+                    os.fsync(out)
+                finally:
+                    os.close(out)
         except FileNotFoundError as exc:
             with contextlib.suppress(OSError):
                 temp.unlink()
@@ -989,7 +991,7 @@ class Library:
             with contextlib.suppress(OSError):
                 temp.unlink()
             raise ExportError(f"cannot export {doc.name}: {describe(exc).reason}") from exc
-        if digest.hexdigest() != doc.sha256 or total != doc.size:
+        if sha != doc.sha256 or total != doc.size:
             temp.unlink()
             raise ExportError(
                 f"the stored copy of {doc.name} is damaged (its content does not match its "
@@ -1014,6 +1016,76 @@ class Library:
         out["bytes"] = int(size)
         out["saved"] = int(size) - int(stored)
         return out
+
+
+EXPORT_DEPTH = 8
+
+
+def _export_stream(reader: Any, out: int) -> tuple[str, int]:
+    """Read (`reader.readinto`, decompressing) in one thread, hash in this one, write in a
+    third, chunk by chunk in order: each buffer goes read → hash → write, then back to be
+    read into. The writer starts the writeback as it goes. Returns (sha256, size); a
+    failure in any thread is raised here, once all three have stopped."""
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(EXPORT_DEPTH):
+        free.put(bytearray(CHUNK))
+    to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            while not failed and (n := reader.readinto(buf := free.get())):
+                to_hash.put((buf, n))
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            to_hash.put(None)
+
+    def write() -> None:
+        written = flushed = 0
+        while (item := to_write.get()) is not None:
+            buf, n = item
+            if not failed:
+                try:
+                    view = memoryview(buf)[:n]
+                    while view:
+                        if not (done := os.write(out, view)):  # pragma: no cover
+                            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                        view = view[done:]
+                    written += n
+                    if written - flushed >= FLUSH_EVERY:
+                        start_writeback(out, flushed, written - flushed)
+                        flushed = written
+                except BaseException as exc:
+                    failed.append(exc)
+            free.put(buf)
+
+    threads = [
+        threading.Thread(target=read, name="export-read", daemon=True),
+        threading.Thread(target=write, name="export-write", daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        while (item := to_hash.get()) is not None:
+            digest.update(memoryview(item[0])[: item[1]])
+            total += item[1]
+            to_write.put(item)
+    except BaseException as exc:  # pragma: no cover - hashing itself does not fail
+        failed.append(exc)  # the reader stops; give back what it still sends
+        while (item := to_hash.get()) is not None:
+            free.put(item[0])
+        raise
+    finally:
+        to_write.put(None)
+        for t in threads:
+            t.join()
+    if failed:
+        raise failed[0]
+    return digest.hexdigest(), total
 
 
 def _probe(path: Path) -> int:

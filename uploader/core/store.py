@@ -8,12 +8,14 @@ final name is never partial. Temp files live in tmp/ on the same file system.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 
@@ -21,6 +23,36 @@ CHUNK = 1 << 20
 RAW = "raw"
 ZSTD = "zstd"
 TEMP_SUFFIX = ".part"
+# How often a long write starts the writeback of what it has written so far.
+FLUSH_EVERY = 128 << 20
+
+
+def _libc_sync_file_range() -> Any:
+    if not sys.platform.startswith("linux"):  # pragma: no cover - not Linux
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # pragma: no cover - a libc without it
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_sync_file_range = _libc_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing back a range of a file being written, without waiting for it, so
+    that the final fsync (which alone makes the file durable) has little left to do.
+    Raises OSError as the write would. Elsewhere than Linux it does nothing: the final
+    fsync writes everything back."""
+    if _sync_file_range is None:  # pragma: no cover - not Linux
+        return
+    if _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def fsync_dir(path: Path) -> None:
