@@ -276,58 +276,79 @@ class Library:
     # -- uploads ---------------------------------------------------------------
 
     def create_uploads(
-        self, files: Iterable[tuple[Path, int | None]], accept_corrupt: bool = False
+        self, files: Iterable[tuple[str | Path, int | None]], accept_corrupt: bool = False
     ) -> list[UploadSnapshot]:
-        """Persist one queued upload per file, in one transaction.
+        """Persist one queued upload per file, in one transaction; a snapshot per file.
 
         An upload of the same path left queued by an interrupted run is reused, so
         that adding the same files again converges instead of piling up rows.
         """
         files = list(files)
+        texts = [_path_text(path) for path, _ in files]
+        # a path given twice is one upload, with the size seen last
+        sizes = dict(zip(texts, (size for _, size in files), strict=True))
+        paths = {spath: os.fspath(path) for spath, (path, _) in zip(texts, files, strict=True)}
+        names = {
+            spath: display_name(os.path.basename(path) or path) for spath, path in paths.items()
+        }
+        unique = list(sizes)
+        t = models.now()
+        flag = int(bool(accept_corrupt))
 
-        def tx() -> list[int]:
-            ids: list[int] = []
-            t = models.now()
-            for i in range(0, len(files), 500):  # a few statements per 500 files
-                part = [(_path_text(path), path, size) for path, size in files[i : i + 500]]
-                query = (
-                    Upload.select(Upload.id, Upload.path)
-                    .where(
-                        Upload.path.in_([spath for spath, _, _ in part])
-                        & (Upload.state == UploadState.QUEUED)
-                    )
-                    .order_by(Upload.id.desc())
+        def tx() -> tuple[dict[str | bytes, int], list[int]]:
+            # plain SQL: peewee's query building costs more than SQLite itself here
+            ids: dict[str | bytes, int] = {}
+            reused: list[int] = []
+            for part in _chunks(unique, 500):
+                # named, since with many paths SQLite's planner prefers the state index
+                cursor = self.database.execute_sql(
+                    "SELECT path, MIN(id) FROM upload INDEXED BY upload_queued_path"
+                    f" WHERE state = 'queued' AND path IN ({','.join('?' * len(part))})"
+                    " GROUP BY path",
+                    part,
                 )
-                found = {spath: uid for uid, spath in rows(query)}
-                new: dict[str | bytes, dict[str, Any]] = {}
-                for spath, path, size in part:
-                    if spath in found:
-                        Upload.update(
-                            size=size, accept_corrupt=accept_corrupt, hidden=False, updated_at=t
-                        ).where(Upload.id == found[spath]).execute()
-                    elif spath in new:
-                        new[spath]["size"] = size
-                    else:
-                        new[spath] = {
-                            "path": spath,
-                            "name": display_name(path.name or str(path)),
-                            "size": size,
-                            "state": UploadState.QUEUED,
-                            "attempts": 0,
-                            "duplicate": False,
-                            "accept_corrupt": accept_corrupt,
-                            "created_at": t,
-                            "updated_at": t,
-                        }
-                if new:
-                    inserted = Upload.insert_many(list(new.values())).returning(
-                        Upload.id, Upload.path
+                found: dict[str | bytes, int] = dict(cursor.fetchall())
+                if found:
+                    self.database.cursor().executemany(
+                        "UPDATE upload SET size = ?, accept_corrupt = ?, hidden = 0,"
+                        " updated_at = ? WHERE id = ?",
+                        [(sizes[spath], flag, t, uid) for spath, uid in found.items()],
                     )
-                    found.update((spath, uid) for uid, spath in inserted.tuples().execute())
-                ids.extend(found[spath] for spath, _, _ in part)
-            return ids
+                    reused.extend(found.values())
+                ids.update(found)
+                for some in _chunks([spath for spath in part if spath not in found], 100):
+                    params: list[Any] = []
+                    for spath in some:
+                        params += (spath, names[spath], sizes[spath], flag, t, t)
+                    cursor = self.database.execute_sql(
+                        "INSERT INTO upload (path, name, size, state, attempts, duplicate,"
+                        " accept_corrupt, created_at, updated_at, hidden) VALUES "
+                        + ",".join(["(?, ?, ?, 'queued', 0, 0, ?, ?, ?, 0)"] * len(some))
+                        + " RETURNING path, id",
+                        params,
+                    )
+                    ids.update(cursor.fetchall())
+            return ids, reused
 
-        return self.snapshots(self.write(tx))
+        ids, reused = self.write(tx)
+        # the rows inserted are known in full: only reused ones are read back
+        snaps = {snap.id: snap for snap in self.snapshots(reused)}
+        out = []
+        for spath in texts:
+            uid = ids[spath]
+            snap = snaps.get(uid)
+            if snap is None:
+                snap = snaps[uid] = UploadSnapshot(
+                    id=uid,
+                    path=paths[spath],
+                    name=names[spath],
+                    size=sizes[spath],
+                    state=UploadState.QUEUED,
+                    accept_corrupt=accept_corrupt,
+                    created_at=t,
+                )
+            out.append(snap)
+        return out
 
     def start_upload(self, upload_id: int) -> bool:
         """Mark an upload as running; False if it is no longer queued (cancelled)."""
@@ -1101,9 +1122,9 @@ def _doc_snapshot(d: Document) -> DocumentSnapshot:
     )
 
 
-def _path_text(path: Path) -> str | bytes:
+def _path_text(path: str | Path) -> str | bytes:
     """A path for the database: text, or the raw bytes when the name is not UTF-8."""
-    text = str(path)
+    text = os.fspath(path)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -1120,6 +1141,6 @@ def display_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
+def _chunks(items: list[T], n: int) -> Iterator[list[T]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
