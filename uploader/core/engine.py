@@ -86,7 +86,7 @@ class Engine:
         self._listeners: list[Listener] = []
         self._by_doc: dict[int, set[int]] = {}
         self._queue: asyncio.Queue[int] = asyncio.Queue()
-        self._cancels: dict[int, threading.Event] = {}
+        self._cancels: dict[int, _Flag] = {}
         self._waiters: dict[int, list[asyncio.Future[UploadSnapshot]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._upload_workers: list[asyncio.Task[None]] = []
@@ -111,7 +111,7 @@ class Engine:
         )
         self._expand_pool = ThreadPoolExecutor(1, thread_name_prefix="expand")
         # the fsyncs of a group of small files, issued at once
-        self._fsync_pool = ThreadPoolExecutor(FSYNCS, thread_name_prefix="fsync")
+        self._fsync_crew = _Crew(FSYNCS, "fsync")
         self._export_pool = ThreadPoolExecutor(1, thread_name_prefix="export")
         self._loop: asyncio.AbstractEventLoop | None = None
         # one transaction for the starts, and one for the records, that arrive together
@@ -151,8 +151,8 @@ class Engine:
         self._shutdown.set()
         for ev in self._adding.values():
             ev.set()
-        for ev in self._cancels.values():
-            ev.set()
+        for flag in self._cancels.values():
+            flag.set()
         self._compress_wake.set()
         tasks = list(self._tasks)
         for task in tasks:
@@ -179,7 +179,7 @@ class Engine:
             self._compress_pool,
             self._expand_pool,
             self._export_pool,
-            self._fsync_pool,
+            self._fsync_crew,
             self._db_pool,
         )
         for pool in pools:
@@ -368,7 +368,7 @@ class Engine:
         ok = await self._starts(ids) if ids else []
         started = [uid for uid, yes in zip(ids, ok, strict=True) if yes is True]
         for uid in started:  # cancel() finds them from now on, before their copy begins
-            self._cancels[uid] = threading.Event()
+            self._cancels[uid] = _Flag()
         return started
 
     def _unrecorded(self, uids: list[int], exc: BaseException) -> None:
@@ -394,7 +394,7 @@ class Engine:
 
     async def _run_upload(self, uid: int) -> None:
         snap = self.uploads[uid]
-        cancel = self._cancels.setdefault(uid, threading.Event())
+        cancel = self._cancels.setdefault(uid, _Flag())
         started = time.monotonic()
         self._speed[uid] = (started, 0)
         self._publish(
@@ -469,7 +469,7 @@ class Engine:
         try:
             results = await self._in(
                 self._upload_pool,
-                functools.partial(_copy_group, self.library.store, self._fsync_pool, work),
+                functools.partial(_copy_group, self.library.store, self._fsync_crew, work),
             )
         finally:
             for uid in uids:
@@ -862,13 +862,13 @@ class _Batcher(Generic[A, R]):
 
 def _copy_group(
     store: BlobStore,
-    pool: ThreadPoolExecutor,
+    crew: _Crew,
     work: list[tuple[Path, Callable[[], bool], bool]],
 ) -> list[Staged | Exception]:
-    """Copy small files one after the other, then make them durable together: every
-    copy fsynced, renamed into place, every folder fsynced (the fsyncs of a step are
-    issued at once, so that they share the file system's journal commits). An outcome
-    per file; a file counts as published only once its folder is fsynced."""
+    """Copy small files one after the other, then make them durable together: each copy
+    fsynced and then renamed into place, then every folder fsynced (the fsyncs of a step
+    are issued at once, so that they share the file system's journal commits). An
+    outcome per file; a file counts as published only once its folder is fsynced."""
     out: list[Staged | Exception] = []
     for path, cancelled, check in work:
         try:
@@ -877,41 +877,105 @@ def _copy_group(
             )
         except Exception as exc:
             out.append(exc)
-    _each(pool, out, lambda st: fsync_file(st.temp), discard)
-    for i, st in enumerate(out):
-        if isinstance(st, Staged):
-            try:
-                out[i] = replace(st, temp=store.place(st.temp, st.sha256), published=True)
-            except Exception as exc:
-                discard(st)
-                out[i] = exc
+    at = [i for i, st in enumerate(out) if isinstance(st, Staged)]
+    copies = [out[i] for i in at]
+
+    def durable(j: int) -> None:
+        st = copies[j]
+        assert isinstance(st, Staged)
+        try:
+            fsync_file(st.temp)
+            copies[j] = replace(st, temp=store.place(st.temp, st.sha256), published=True)
+        except BaseException:
+            discard(st)
+            raise
+
+    errors = crew.map(durable, range(len(copies)))
+    for j, (i, error) in enumerate(zip(at, errors, strict=True)):
+        out[i] = copies[j] if error is None else error
     folders = sorted({st.temp.parent for st in out if isinstance(st, Staged)})
-    failed = dict(zip(folders, _each(pool, list(folders), fsync_dir), strict=True))
+    failed = dict(zip(folders, crew.map(fsync_dir, folders), strict=True))
     for i, st in enumerate(out):
         if isinstance(st, Staged) and (error := failed[st.temp.parent]) is not None:
             out[i] = error  # renamed but not durably: an unreferenced blob the sweep collects
     return out
 
 
-def _each(
-    pool: ThreadPoolExecutor,
-    items: list[Any],
-    fn: Callable[[Any], None],
-    undo: Callable[[Any], None] | None = None,
-) -> list[Exception | None]:
-    """fn(item) for every item that is not an exception, all at once in `pool`; a failed
-    item is replaced by its exception (after `undo(item)`). Returns the errors."""
-    futures = {
-        i: pool.submit(fn, item) for i, item in enumerate(items) if not isinstance(item, Exception)
-    }
-    errors: list[Exception | None] = [None] * len(items)
-    for i, fut in futures.items():
-        exc = fut.exception()
-        if exc is not None:
-            if undo is not None:
-                undo(items[i])
-            items[i] = errors[i] = exc if isinstance(exc, Exception) else RuntimeError(exc)
-    return errors
+class _Flag:
+    """A cancel flag: set on the loop, read by a worker thread between chunks."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+class _Crew:
+    """Threads that run one function over many items at once (the fsyncs of a group):
+    a wake-up per thread and one wait per call, not a future per item."""
+
+    def __init__(self, n: int, name: str) -> None:
+        self._inbox: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        # daemons, so that an engine never closed cannot keep the process alive
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(n)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def map(self, fn: Callable[[A], object], items: Sequence[A]) -> list[Exception | None]:
+        """fn(item) for every item, at once; the exception each raised, or None."""
+        task = _Task(fn, items)
+        for _ in range(min(len(self._threads), len(items))):
+            self._inbox.put(task)
+        task.done.wait()
+        return task.errors
+
+    def _run(self) -> None:
+        while (task := self._inbox.get()) is not None:
+            task.work()
+
+    def shutdown(self, wait: bool = True) -> None:
+        for _ in self._threads:
+            self._inbox.put(None)
+        if wait:
+            for t in self._threads:
+                t.join()
+
+
+class _Task:
+    def __init__(self, fn: Callable[[Any], object], items: Sequence[Any]) -> None:
+        self.fn = fn
+        self.items = items
+        self.errors: list[Exception | None] = [None] * len(items)
+        self.done = threading.Event()
+        self._next = itertools.count()  # next() on it is atomic: each item taken once
+        self._left = len(items)
+        self._lock = threading.Lock()
+        if not items:
+            self.done.set()
+
+    def work(self) -> None:
+        n = len(self.items)
+        finished = 0
+        while (i := next(self._next)) < n:
+            try:
+                self.fn(self.items[i])
+            except Exception as exc:
+                self.errors[i] = exc
+            except BaseException as exc:  # never lose a thread of the crew
+                self.errors[i] = RuntimeError(repr(exc))
+            finished += 1
+        with self._lock:
+            self._left -= finished
+            if self._left == 0:
+                self.done.set()
 
 
 def _copy_and_publish(store: BlobStore, path: Path, **kwargs: Any) -> Staged:
