@@ -460,7 +460,7 @@ class Engine:
         s = self.settings
         work = [
             (
-                Path(snap.path),
+                snap.path,
                 self._cancels[snap.id].is_set,
                 s.check_corrupt and not snap.accept_corrupt,
             )
@@ -863,40 +863,36 @@ class _Batcher(Generic[A, R]):
 def _copy_group(
     store: BlobStore,
     crew: _Crew,
-    work: list[tuple[Path, Callable[[], bool], bool]],
+    work: list[tuple[str, Callable[[], bool], bool]],
 ) -> list[Staged | Exception]:
-    """Copy small files one after the other, then make them durable together: each copy
-    fsynced and then renamed into place, then every folder fsynced (the fsyncs of a step
-    are issued at once, so that they share the file system's journal commits). An
-    outcome per file; a file counts as published only once its folder is fsynced."""
+    """Copy small files one after the other, then make them durable together: every
+    copy fsynced, renamed into place, every folder fsynced (the fsyncs of a step are
+    issued at once, so that they share the file system's journal commits). An outcome
+    per file; a file counts as published only once its folder is fsynced."""
     out: list[Staged | Exception] = []
     for path, cancelled, check in work:
         try:
             out.append(
-                copy_in(store, path, cancelled=cancelled, check_corrupt=check, durable=False)
+                copy_in(store, Path(path), cancelled=cancelled, check_corrupt=check, durable=False)
             )
         except Exception as exc:
             out.append(exc)
     at = [i for i, st in enumerate(out) if isinstance(st, Staged)]
-    copies = [out[i] for i in at]
-
-    def durable(j: int) -> None:
-        st = copies[j]
+    errors = crew.map(fsync_file, [st.temp for st in out if isinstance(st, Staged)])
+    for i, error in zip(at, errors, strict=True):
+        st = out[i]
         assert isinstance(st, Staged)
         try:
-            fsync_file(st.temp)
-            copies[j] = replace(st, temp=store.place(st.temp, st.sha256), published=True)
-        except BaseException:
+            if error is not None:
+                raise error
+            out[i] = replace(st, temp=store.place(st.temp, st.sha256), published=True)
+        except Exception as exc:
             discard(st)
-            raise
-
-    errors = crew.map(durable, range(len(copies)))
-    for j, (i, error) in enumerate(zip(at, errors, strict=True)):
-        out[i] = copies[j] if error is None else error
+            out[i] = exc
     folders = sorted({st.temp.parent for st in out if isinstance(st, Staged)})
-    failed = dict(zip(folders, crew.map(fsync_dir, folders), strict=True))
+    failed_dirs = dict(zip(folders, crew.map(fsync_dir, folders), strict=True))
     for i, st in enumerate(out):
-        if isinstance(st, Staged) and (error := failed[st.temp.parent]) is not None:
+        if isinstance(st, Staged) and (error := failed_dirs[st.temp.parent]) is not None:
             out[i] = error  # renamed but not durably: an unreferenced blob the sweep collects
     return out
 
