@@ -3,6 +3,7 @@ on the db thread; bad entries beside good ones; the rows match their snapshots."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import threading
@@ -225,3 +226,32 @@ class _Raw:
 
     def execute_sql(self, sql: str) -> None:
         self.conn.execute(sql)
+
+
+def test_closing_as_a_listing_ends_stops_the_waiting_workers(
+    library: Library, src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close that comes just as the listing ends must still stop the workers that
+    waited for it (a cancellation lost there left close() waiting for ever)."""
+    monkeypatch.setattr(engine_mod, "LISTING_FIRST", 3600.0)
+    _files(src, 600)
+
+    async def main() -> bool:
+        engine = Engine(library, engine_mod.Settings(compress=False))
+        await engine.start(resume=False)
+        closing: list[asyncio.Task[None]] = []
+
+        def on(e: Event) -> None:
+            if isinstance(e, Expanding) and e.done:  # right after the workers are released
+                closing.append(asyncio.ensure_future(engine.close()))
+
+        engine.subscribe(on)
+        await engine.add([src])
+        done, _ = await asyncio.wait(closing, timeout=30)
+        if not done:
+            engine._queue.put_nowait(-1)  # let a stuck worker reach its next check
+            await asyncio.wait(closing, timeout=30)
+        return bool(done)
+
+    assert asyncio.run(main()), "close() did not end"
+    assert {s.state for s in library.uploads()} <= {"queued", "uploaded"}

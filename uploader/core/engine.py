@@ -317,7 +317,7 @@ class Engine:
     # -- internals: uploads ---------------------------------------------------
 
     async def _upload_worker(self) -> None:
-        while True:
+        while not self._closing:
             group = [await self._queue.get()]
             await self._after_listing()
             self._take_small(group)
@@ -343,8 +343,10 @@ class Engine:
             return
         left = self._listing_since + LISTING_FIRST - time.monotonic()
         if left > 0:
+            # not wait_for: it can swallow a cancellation that comes as the wait ends
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._listed.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._listed.wait()
 
     def _take_small(self, group: list[int]) -> None:
         """Small files go in groups, started in one transaction, so that a worker never
