@@ -268,7 +268,7 @@ def test_expand_folders_without_symlink_loops(tmp_path: Path) -> None:
     (root / "a" / "b" / "deep.txt").write_text("x")
     (root / "top.txt").write_text("y")
     (root / "a" / "loop").symlink_to(root)  # a link back up the tree
-    found = [p.relative_to(root).as_posix() for p, _ in expand([root])]
+    found = [Path(p).relative_to(root).as_posix() for p, _ in expand([root])]
     assert found == ["a/b/deep.txt", "top.txt"]
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
+import queue
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -36,6 +38,10 @@ T = TypeVar("T")
 Listener = Callable[[Event], None]
 
 EXPAND_BATCH = 500
+# While files are being listed, upload workers start nothing new for up to this long,
+# so that the listing has the CPU and the db thread (the copies wait a moment; a very
+# long listing shares them again after that).
+LISTING_FIRST = 3.0
 # After this many failed database writes in a row the compression worker is stuck (disk
 # full, I/O error): it backs off, and drain_compression stops waiting for it.
 STUCK_AFTER = 3
@@ -80,7 +86,7 @@ class Engine:
         self._listeners: list[Listener] = []
         self._by_doc: dict[int, set[int]] = {}
         self._queue: asyncio.Queue[int] = asyncio.Queue()
-        self._cancels: dict[int, threading.Event] = {}
+        self._cancels: dict[int, _Flag] = {}
         self._waiters: dict[int, list[asyncio.Future[UploadSnapshot]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._upload_workers: list[asyncio.Task[None]] = []
@@ -93,15 +99,19 @@ class Engine:
         self._speed: dict[int, tuple[float, int]] = {}
         self._batches = 0
         self._adding: dict[int, threading.Event] = {}
+        # set while no add is listing files; workers wait on it (see LISTING_FIRST)
+        self._listed = asyncio.Event()
+        self._listed.set()
+        self._listing_since = 0.0
         s = self.settings
         self._upload_pool = ThreadPoolExecutor(max(1, s.jobs), thread_name_prefix="upload")
-        self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="db")
+        self._db_pool = _DbThread("db")
         self._compress_pool = ThreadPoolExecutor(
             max(1, s.compress_workers), thread_name_prefix="compress"
         )
         self._expand_pool = ThreadPoolExecutor(1, thread_name_prefix="expand")
         # the fsyncs of a group of small files, issued at once
-        self._fsync_pool = ThreadPoolExecutor(FSYNCS, thread_name_prefix="fsync")
+        self._fsync_crew = _Crew(FSYNCS, "fsync")
         self._export_pool = ThreadPoolExecutor(1, thread_name_prefix="export")
         self._loop: asyncio.AbstractEventLoop | None = None
         # one transaction for the starts, and one for the records, that arrive together
@@ -141,8 +151,8 @@ class Engine:
         self._shutdown.set()
         for ev in self._adding.values():
             ev.set()
-        for ev in self._cancels.values():
-            ev.set()
+        for flag in self._cancels.values():
+            flag.set()
         self._compress_wake.set()
         tasks = list(self._tasks)
         for task in tasks:
@@ -169,7 +179,7 @@ class Engine:
             self._compress_pool,
             self._expand_pool,
             self._export_pool,
-            self._fsync_pool,
+            self._fsync_crew,
             self._db_pool,
         )
         for pool in pools:
@@ -196,9 +206,9 @@ class Engine:
         ids: list[int] = []
         found = 0
 
-        async def take(chunk: list[tuple[Path, int | None]]) -> None:
+        async def take(chunk: list[tuple[str, int | None]]) -> None:
             nonlocal found
-            snaps = await self._db(self.library.create_uploads, chunk, accept_corrupt)
+            snaps = await self._urgent(self.library.create_uploads, chunk, accept_corrupt)
             for snap in snaps:
                 self._publish(snap)
                 ids.append(snap.id)
@@ -207,7 +217,7 @@ class Engine:
             self._emit(Expanding(batch, found))
 
         def walk() -> None:
-            chunk: list[tuple[Path, int | None]] = []
+            chunk: list[tuple[str, int | None]] = []
             for item in expand(paths, stop.is_set):
                 chunk.append(item)
                 if len(chunk) >= EXPAND_BATCH:
@@ -217,10 +227,15 @@ class Engine:
                 asyncio.run_coroutine_threadsafe(take(chunk), loop).result()
 
         self._emit(Expanding(batch, 0))
+        if self._listed.is_set():
+            self._listed.clear()
+            self._listing_since = time.monotonic()
         try:
             await loop.run_in_executor(self._expand_pool, walk)
         finally:
             del self._adding[batch]
+            if not self._adding:
+                self._listed.set()
             self._emit(Expanding(batch, found, done=True))
         return ids
 
@@ -236,7 +251,9 @@ class Engine:
     ) -> list[int]:
         """Queue failed/cancelled uploads again (all failed ones when ids is None)."""
         wanted = None if ids is None else list(ids)
-        snaps = await self._db(self.library.reset_for_retry, wanted, accept_corrupt=accept_corrupt)
+        snaps = await self._urgent(
+            self.library.reset_for_retry, wanted, accept_corrupt=accept_corrupt
+        )
         for snap in snaps:
             self._publish(snap)
             self._queue.put_nowait(snap.id)
@@ -249,13 +266,13 @@ class Engine:
             ev = self._cancels.get(i)
             if ev is not None:
                 ev.set()
-        done = await self._db(self.library.cancel_queued, ids)
-        for snap in await self._db(self.library.snapshots, done):
+        done = await self._urgent(self.library.cancel_queued, ids)
+        for snap in await self._urgent(self.library.snapshots, done):
             self._publish(snap)
 
     async def hide(self, ids: Iterable[int]) -> None:
         ids = list(ids)
-        await self._db(self.library.hide, ids)
+        await self._urgent(self.library.hide, ids)
         for i in ids:
             snap = self.uploads.pop(i, None)
             if snap is not None and snap.document_id is not None:
@@ -300,8 +317,9 @@ class Engine:
     # -- internals: uploads ---------------------------------------------------
 
     async def _upload_worker(self) -> None:
-        while True:
+        while not self._closing:
             group = [await self._queue.get()]
+            await self._after_listing()
             self._take_small(group)
             try:
                 started = await self._start(group)
@@ -317,6 +335,18 @@ class Engine:
                 return  # left as it is in the database; the next start resumes it
             except Exception as exc:
                 self._unrecorded(started, exc)
+
+    async def _after_listing(self) -> None:
+        """Wait while files are being listed (LISTING_FIRST at most), so that a drop
+        shows all its rows before its copies take the CPU and the db thread."""
+        if self._listed.is_set():
+            return
+        left = self._listing_since + LISTING_FIRST - time.monotonic()
+        if left > 0:
+            # not wait_for: it can swallow a cancellation that comes as the wait ends
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._listed.wait()
 
     def _take_small(self, group: list[int]) -> None:
         """Small files go in groups, started in one transaction, so that a worker never
@@ -340,7 +370,7 @@ class Engine:
         ok = await self._starts(ids) if ids else []
         started = [uid for uid, yes in zip(ids, ok, strict=True) if yes is True]
         for uid in started:  # cancel() finds them from now on, before their copy begins
-            self._cancels[uid] = threading.Event()
+            self._cancels[uid] = _Flag()
         return started
 
     def _unrecorded(self, uids: list[int], exc: BaseException) -> None:
@@ -366,7 +396,7 @@ class Engine:
 
     async def _run_upload(self, uid: int) -> None:
         snap = self.uploads[uid]
-        cancel = self._cancels.setdefault(uid, threading.Event())
+        cancel = self._cancels.setdefault(uid, _Flag())
         started = time.monotonic()
         self._speed[uid] = (started, 0)
         self._publish(
@@ -432,7 +462,7 @@ class Engine:
         s = self.settings
         work = [
             (
-                Path(snap.path),
+                snap.path,
                 self._cancels[snap.id].is_set,
                 s.check_corrupt and not snap.accept_corrupt,
             )
@@ -441,7 +471,7 @@ class Engine:
         try:
             results = await self._in(
                 self._upload_pool,
-                functools.partial(_copy_group, self.library.store, self._fsync_pool, work),
+                functools.partial(_copy_group, self.library.store, self._fsync_crew, work),
             )
         finally:
             for uid in uids:
@@ -720,11 +750,72 @@ class Engine:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _in(self, pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+    async def _in(self, pool: Executor, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(pool, fn)
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self._in(self._db_pool, functools.partial(fn, *args, **kwargs))
+
+    async def _urgent(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`_db` ahead of the queued background work: a person waits for this one."""
+        fut = self._db_pool.submit_urgent(functools.partial(fn, *args, **kwargs))
+        return await asyncio.wrap_future(fut)
+
+
+class _DbThread(Executor):
+    """The one database thread. Work runs in the order given, except that urgent work
+    (listing dropped files, a person's retry or cancel) goes before work still waiting;
+    a call that has begun always runs to its end."""
+
+    _URGENT, _NORMAL, _LAST = 0, 1, 2
+
+    def __init__(self, name: str) -> None:
+        self._work: queue.PriorityQueue[tuple[int, int, Future[Any] | None, Any]] = (
+            queue.PriorityQueue()
+        )
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+        self._closed = False
+        # a daemon, so that an engine never closed cannot keep the process alive
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return self._put(self._NORMAL, functools.partial(fn, *args, **kwargs))
+
+    def submit_urgent(self, fn: Callable[[], T]) -> Future[T]:
+        return self._put(self._URGENT, fn)
+
+    def _put(self, priority: int, fn: Callable[[], T]) -> Future[T]:
+        fut: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._work.put((priority, next(self._order), fut, fn))
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            _, _, fut, fn = self._work.get()
+            if fut is None:
+                return
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn()
+            except BaseException as exc:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Runs the work already given (as ThreadPoolExecutor does), then ends."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._work.put((self._LAST, next(self._order), None, None))
+        if wait:
+            self._thread.join()
 
 
 class _Batcher(Generic[A, R]):
@@ -773,8 +864,8 @@ class _Batcher(Generic[A, R]):
 
 def _copy_group(
     store: BlobStore,
-    pool: ThreadPoolExecutor,
-    work: list[tuple[Path, Callable[[], bool], bool]],
+    crew: _Crew,
+    work: list[tuple[str, Callable[[], bool], bool]],
 ) -> list[Staged | Exception]:
     """Copy small files one after the other, then make them durable together: every
     copy fsynced, renamed into place, every folder fsynced (the fsyncs of a step are
@@ -784,45 +875,105 @@ def _copy_group(
     for path, cancelled, check in work:
         try:
             out.append(
-                copy_in(store, path, cancelled=cancelled, check_corrupt=check, durable=False)
+                copy_in(store, Path(path), cancelled=cancelled, check_corrupt=check, durable=False)
             )
         except Exception as exc:
             out.append(exc)
-    _each(pool, out, lambda st: fsync_file(st.temp), discard)
-    for i, st in enumerate(out):
-        if isinstance(st, Staged):
-            try:
-                out[i] = replace(st, temp=store.place(st.temp, st.sha256), published=True)
-            except Exception as exc:
-                discard(st)
-                out[i] = exc
+    at = [i for i, st in enumerate(out) if isinstance(st, Staged)]
+    errors = crew.map(fsync_file, [st.temp for st in out if isinstance(st, Staged)])
+    for i, error in zip(at, errors, strict=True):
+        st = out[i]
+        assert isinstance(st, Staged)
+        try:
+            if error is not None:
+                raise error
+            out[i] = replace(st, temp=store.place(st.temp, st.sha256), published=True)
+        except Exception as exc:
+            discard(st)
+            out[i] = exc
     folders = sorted({st.temp.parent for st in out if isinstance(st, Staged)})
-    failed = dict(zip(folders, _each(pool, list(folders), fsync_dir), strict=True))
+    failed_dirs = dict(zip(folders, crew.map(fsync_dir, folders), strict=True))
     for i, st in enumerate(out):
-        if isinstance(st, Staged) and (error := failed[st.temp.parent]) is not None:
+        if isinstance(st, Staged) and (error := failed_dirs[st.temp.parent]) is not None:
             out[i] = error  # renamed but not durably: an unreferenced blob the sweep collects
     return out
 
 
-def _each(
-    pool: ThreadPoolExecutor,
-    items: list[Any],
-    fn: Callable[[Any], None],
-    undo: Callable[[Any], None] | None = None,
-) -> list[Exception | None]:
-    """fn(item) for every item that is not an exception, all at once in `pool`; a failed
-    item is replaced by its exception (after `undo(item)`). Returns the errors."""
-    futures = {
-        i: pool.submit(fn, item) for i, item in enumerate(items) if not isinstance(item, Exception)
-    }
-    errors: list[Exception | None] = [None] * len(items)
-    for i, fut in futures.items():
-        exc = fut.exception()
-        if exc is not None:
-            if undo is not None:
-                undo(items[i])
-            items[i] = errors[i] = exc if isinstance(exc, Exception) else RuntimeError(exc)
-    return errors
+class _Flag:
+    """A cancel flag: set on the loop, read by a worker thread between chunks."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+class _Crew:
+    """Threads that run one function over many items at once (the fsyncs of a group):
+    a wake-up per thread and one wait per call, not a future per item."""
+
+    def __init__(self, n: int, name: str) -> None:
+        self._inbox: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        # daemons, so that an engine never closed cannot keep the process alive
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(n)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def map(self, fn: Callable[[A], object], items: Sequence[A]) -> list[Exception | None]:
+        """fn(item) for every item, at once; the exception each raised, or None."""
+        task = _Task(fn, items)
+        for _ in range(min(len(self._threads), len(items))):
+            self._inbox.put(task)
+        task.done.wait()
+        return task.errors
+
+    def _run(self) -> None:
+        while (task := self._inbox.get()) is not None:
+            task.work()
+
+    def shutdown(self, wait: bool = True) -> None:
+        for _ in self._threads:
+            self._inbox.put(None)
+        if wait:
+            for t in self._threads:
+                t.join()
+
+
+class _Task:
+    def __init__(self, fn: Callable[[Any], object], items: Sequence[Any]) -> None:
+        self.fn = fn
+        self.items = items
+        self.errors: list[Exception | None] = [None] * len(items)
+        self.done = threading.Event()
+        self._next = itertools.count()  # next() on it is atomic: each item taken once
+        self._left = len(items)
+        self._lock = threading.Lock()
+        if not items:
+            self.done.set()
+
+    def work(self) -> None:
+        n = len(self.items)
+        finished = 0
+        while (i := next(self._next)) < n:
+            try:
+                self.fn(self.items[i])
+            except Exception as exc:
+                self.errors[i] = exc
+            except BaseException as exc:  # never lose a thread of the crew
+                self.errors[i] = RuntimeError(repr(exc))
+            finished += 1
+        with self._lock:
+            self._left -= finished
+            if self._left == 0:
+                self.done.set()
 
 
 def _copy_and_publish(store: BlobStore, path: Path, **kwargs: Any) -> Staged:
@@ -837,20 +988,16 @@ def _job_counts() -> dict[str, int]:
 
 def expand(
     paths: Iterable[str | Path], stopped: Callable[[], bool] = lambda: False
-) -> Iterator[tuple[Path, int | None]]:
+) -> Iterator[tuple[str, int | None]]:
     """Every file under `paths` (folders recursively, sorted), with its size if known.
 
     Follows symbolic links to folders but never into a loop; entries that are not
-    regular files are listed too, so that they fail visibly with their reason.
+    regular files are listed too, so that they fail visibly with their reason. Paths
+    are absolute strings (a Path per file costs more than its stat).
     """
     seen: set[tuple[int, int]] = set()
 
-    def walk(folder: Path) -> Iterator[tuple[Path, int | None]]:
-        try:
-            st = os.stat(folder)
-        except OSError:
-            yield folder, None
-            return
+    def walk(folder: str, st: os.stat_result) -> Iterator[tuple[str, int | None]]:
         key = (st.st_dev, st.st_ino)
         if key in seen:
             return
@@ -864,29 +1011,27 @@ def expand(
         for entry in entries:
             if stopped():
                 return
-            path = Path(entry.path)
             try:
-                is_dir = entry.is_dir(follow_symlinks=True)
+                # one stat per entry, following symbolic links
+                est = entry.stat()
             except OSError:
-                is_dir = False
-            if is_dir:
-                yield from walk(path)
+                yield entry.path, None
+                continue
+            if stat.S_ISDIR(est.st_mode):
+                yield from walk(entry.path, est)
             else:
-                yield path, _size(path)
+                yield entry.path, est.st_size if stat.S_ISREG(est.st_mode) else None
 
     for raw in paths:
         if stopped():
             return
-        path = Path(os.path.abspath(raw))
-        if os.path.isdir(path):
-            yield from walk(path)
+        path = os.path.abspath(raw)
+        try:
+            st = os.stat(path)
+        except OSError:
+            yield path, None
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield from walk(path, st)
         else:
-            yield path, _size(path)
-
-
-def _size(path: Path) -> int | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
+            yield path, st.st_size if stat.S_ISREG(st.st_mode) else None

@@ -160,7 +160,9 @@ def _stream(
     durable: bool = True,
 ) -> tuple[str, int, bytes, bytes]:
     digest = hashlib.sha256()
-    buf = bytearray(CHUNK)
+    # no more than the file needs (and one byte to see its end): zeroing a whole chunk
+    # cost a small file more than its copy
+    buf = bytearray(min(CHUNK, size + 1) if size >= 0 else CHUNK)
     view = memoryview(buf)
     head = b""
     tail = b""

@@ -279,58 +279,79 @@ class Library:
     # -- uploads ---------------------------------------------------------------
 
     def create_uploads(
-        self, files: Iterable[tuple[Path, int | None]], accept_corrupt: bool = False
+        self, files: Iterable[tuple[str | Path, int | None]], accept_corrupt: bool = False
     ) -> list[UploadSnapshot]:
-        """Persist one queued upload per file, in one transaction.
+        """Persist one queued upload per file, in one transaction; a snapshot per file.
 
         An upload of the same path left queued by an interrupted run is reused, so
         that adding the same files again converges instead of piling up rows.
         """
         files = list(files)
+        texts = [_path_text(path) for path, _ in files]
+        # a path given twice is one upload, with the size seen last
+        sizes = dict(zip(texts, (size for _, size in files), strict=True))
+        paths = {spath: os.fspath(path) for spath, (path, _) in zip(texts, files, strict=True)}
+        names = {
+            spath: display_name(os.path.basename(path) or path) for spath, path in paths.items()
+        }
+        unique = list(sizes)
+        t = models.now()
+        flag = int(bool(accept_corrupt))
 
-        def tx() -> list[int]:
-            ids: list[int] = []
-            t = models.now()
-            for i in range(0, len(files), 500):  # a few statements per 500 files
-                part = [(_path_text(path), path, size) for path, size in files[i : i + 500]]
-                query = (
-                    Upload.select(Upload.id, Upload.path)
-                    .where(
-                        Upload.path.in_([spath for spath, _, _ in part])
-                        & (Upload.state == UploadState.QUEUED)
-                    )
-                    .order_by(Upload.id.desc())
+        def tx() -> tuple[dict[str | bytes, int], list[int]]:
+            # plain SQL: peewee's query building costs more than SQLite itself here
+            ids: dict[str | bytes, int] = {}
+            reused: list[int] = []
+            for part in _chunks(unique, 500):
+                # named, since with many paths SQLite's planner prefers the state index
+                cursor = self.database.execute_sql(
+                    "SELECT path, MIN(id) FROM upload INDEXED BY upload_queued_path"
+                    f" WHERE state = 'queued' AND path IN ({_marks(part)})"
+                    " GROUP BY path",
+                    part,
                 )
-                found = {spath: uid for uid, spath in rows(query)}
-                new: dict[str | bytes, dict[str, Any]] = {}
-                for spath, path, size in part:
-                    if spath in found:
-                        Upload.update(
-                            size=size, accept_corrupt=accept_corrupt, hidden=False, updated_at=t
-                        ).where(Upload.id == found[spath]).execute()
-                    elif spath in new:
-                        new[spath]["size"] = size
-                    else:
-                        new[spath] = {
-                            "path": spath,
-                            "name": display_name(path.name or str(path)),
-                            "size": size,
-                            "state": UploadState.QUEUED,
-                            "attempts": 0,
-                            "duplicate": False,
-                            "accept_corrupt": accept_corrupt,
-                            "created_at": t,
-                            "updated_at": t,
-                        }
-                if new:
-                    inserted = Upload.insert_many(list(new.values())).returning(
-                        Upload.id, Upload.path
+                found: dict[str | bytes, int] = dict(cursor.fetchall())
+                if found:
+                    self.database.cursor().executemany(
+                        "UPDATE upload SET size = ?, accept_corrupt = ?, hidden = 0,"
+                        " updated_at = ? WHERE id = ?",
+                        [(sizes[spath], flag, t, uid) for spath, uid in found.items()],
                     )
-                    found.update((spath, uid) for uid, spath in inserted.tuples().execute())
-                ids.extend(found[spath] for spath, _, _ in part)
-            return ids
+                    reused.extend(found.values())
+                ids.update(found)
+                for some in _chunks([spath for spath in part if spath not in found], 100):
+                    params: list[Any] = []
+                    for spath in some:
+                        params += (spath, names[spath], sizes[spath], flag, t, t)
+                    cursor = self.database.execute_sql(
+                        "INSERT INTO upload (path, name, size, state, attempts, duplicate,"
+                        " accept_corrupt, created_at, updated_at, hidden) VALUES "
+                        + ",".join(["(?, ?, ?, 'queued', 0, 0, ?, ?, ?, 0)"] * len(some))
+                        + " RETURNING path, id",
+                        params,
+                    )
+                    ids.update(cursor.fetchall())
+            return ids, reused
 
-        return self.snapshots(self.write(tx))
+        ids, reused = self.write(tx)
+        # the rows inserted are known in full: only reused ones are read back
+        snaps = {snap.id: snap for snap in self.snapshots(reused)}
+        out = []
+        for spath in texts:
+            uid = ids[spath]
+            snap = snaps.get(uid)
+            if snap is None:
+                snap = snaps[uid] = UploadSnapshot(
+                    id=uid,
+                    path=paths[spath],
+                    name=names[spath],
+                    size=sizes[spath],
+                    state=UploadState.QUEUED,
+                    accept_corrupt=accept_corrupt,
+                    created_at=t,
+                )
+            out.append(snap)
+        return out
 
     def start_upload(self, upload_id: int) -> bool:
         """Mark an upload as running; False if it is no longer queued (cancelled)."""
@@ -356,20 +377,15 @@ class Library:
 
         def tx() -> set[int]:
             started: set[int] = set()
+            t = models.now()
             for part in _chunks(ids, 500):
-                query = (
-                    Upload.update(
-                        state=UploadState.UPLOADING,
-                        attempts=Upload.attempts + 1,
-                        error=None,
-                        error_kind=None,
-                        updated_at=models.now(),
-                    )
-                    .where(Upload.id.in_(part) & (Upload.state == UploadState.QUEUED))
-                    .returning(Upload.id)
-                    .tuples()
+                cursor = self.database.execute_sql(
+                    "UPDATE upload SET state = ?, attempts = attempts + 1, error = NULL,"
+                    f" error_kind = NULL, updated_at = ? WHERE id IN ({_marks(part)})"
+                    " AND state = ? RETURNING id",
+                    [UploadState.UPLOADING, t, *part, UploadState.QUEUED],
                 )
-                started.update(r[0] for r in query.execute())
+                started.update(r[0] for r in cursor.fetchall())
             return started
 
         return self.write(tx) if ids else set()
@@ -394,12 +410,12 @@ class Library:
         """
         out: dict[int, UploadSnapshot | Exception] = {}
         known: dict[str, str] = {}
-        shas = [staged.sha256 for _, staged in items]
-        for i in range(0, len(shas), 500):
-            query = Document.select(Document.sha256, Document.encoding).where(
-                Document.sha256.in_(shas[i : i + 500])
+        shas = list(dict.fromkeys(staged.sha256 for _, staged in items))
+        for part in _chunks(shas, 500):
+            cursor = self.database.execute_sql(
+                f"SELECT sha256, encoding FROM document WHERE sha256 IN ({_marks(part)})", part
             )
-            known.update((sha, enc) for sha, enc in rows(query))
+            known.update(cursor.fetchall())
         placed: list[tuple[int, Staged, bool]] = []
         folders: dict[Path, list[int]] = {}
         for uid, staged in items:
@@ -440,34 +456,40 @@ class Library:
         return [out.get(uid, KeyError(uid)) for uid, _ in items]
 
     def _record_rows(self, placed: list[tuple[int, Staged, bool]]) -> None:
-        """The rows of `record_many`, a few statements for many files (in a transaction)."""
+        """The rows of `record_many`, a few statements for many files (in a transaction).
+        Plain SQL: peewee's query building cost more than SQLite itself here."""
         t = models.now()
+        sql = self.database.execute_sql
         docs: dict[str, tuple[int, str]] = {}
         shas = list(dict.fromkeys(staged.sha256 for _, staged, _ in placed))
-        for i in range(0, len(shas), 500):
-            query = Document.select(Document.sha256, Document.id, Document.encoding).where(
-                Document.sha256.in_(shas[i : i + 500])
+        for part in _chunks(shas, 500):
+            cursor = sql(
+                f"SELECT sha256, id, encoding FROM document WHERE sha256 IN ({_marks(part)})",
+                part,
             )
-            docs.update((sha, (doc_id, enc)) for sha, doc_id, enc in rows(query))
-        fresh: dict[str, dict[str, Any]] = {}
+            docs.update((sha, (doc_id, enc)) for sha, doc_id, enc in cursor.fetchall())
+        fresh: dict[str, tuple[Any, ...]] = {}
         for _, staged, _ in placed:
             if staged.sha256 not in docs and staged.sha256 not in fresh:
-                fresh[staged.sha256] = {
-                    "sha256": staged.sha256,
-                    "size": staged.size,
-                    "name": display_name(staged.name),
-                    "encoding": RAW,
-                    "stored_size": staged.size,
-                    "compression": Compression.NOT_QUEUED,
-                    "created_at": t,
-                }
-        values = list(fresh.values())
-        for i in range(0, len(values), 100):
-            insert = Document.insert_many(values[i : i + 100]).returning(
-                Document.id, Document.sha256
+                fresh[staged.sha256] = (
+                    staged.sha256,
+                    staged.size,
+                    display_name(staged.name),
+                    RAW,
+                    staged.size,
+                    Compression.NOT_QUEUED,
+                    t,
+                )
+        for some in _chunks(list(fresh.values()), 100):
+            cursor = sql(
+                "INSERT INTO document (sha256, size, name, encoding, stored_size, compression,"
+                " created_at) VALUES "
+                + ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(some))
+                + " RETURNING id, sha256",
+                [value for row in some for value in row],
             )
-            docs.update((sha, (doc_id, RAW)) for doc_id, sha in insert.tuples().execute())
-        updates: list[tuple[int, int, bool, int]] = []
+            docs.update((sha, (doc_id, RAW)) for doc_id, sha in cursor.fetchall())
+        updates: list[tuple[int, int, int, float, int]] = []
         for uid, staged, duplicate in placed:
             doc_id, enc = docs[staged.sha256]
             if staged.sha256 in fresh:
@@ -475,26 +497,22 @@ class Library:
                 del fresh[staged.sha256]  # a second upload of it in this batch is a duplicate
             elif not duplicate and not self.store.exists(staged.sha256, enc):
                 # its stored copy had gone missing; the fresh raw copy replaces it
-                Job.delete().where(Job.document == doc_id).execute()
-                Document.update(
-                    encoding=RAW, stored_size=staged.size, compression=Compression.NOT_QUEUED
-                ).where(Document.id == doc_id).execute()
+                sql("DELETE FROM job WHERE document_id = ?", (doc_id,))
+                sql(
+                    "UPDATE document SET encoding = ?, stored_size = ?, compression = ?"
+                    " WHERE id = ?",
+                    (RAW, staged.size, Compression.NOT_QUEUED, doc_id),
+                )
                 docs[staged.sha256] = (doc_id, RAW)
                 is_dup = False
             else:
                 is_dup = True
-            updates.append((uid, doc_id, is_dup, staged.size))
-        for i in range(0, len(updates), 200):
-            part = updates[i : i + 200]
-            Upload.update(
-                state=UploadState.UPLOADED,
-                document=pw.Case(Upload.id, [(u, d) for u, d, _, _ in part]),
-                duplicate=pw.Case(Upload.id, [(u, dup) for u, _, dup, _ in part]),
-                size=pw.Case(Upload.id, [(u, size) for u, _, _, size in part]),
-                error=None,
-                error_kind=None,
-                updated_at=t,
-            ).where(Upload.id.in_([u for u, _, _, _ in part])).execute()
+            updates.append((doc_id, int(is_dup), staged.size, t, uid))
+        self.database.cursor().executemany(
+            f"UPDATE upload SET state = '{UploadState.UPLOADED}', document_id = ?, duplicate = ?,"
+            " size = ?, error = NULL, error_kind = NULL, updated_at = ? WHERE id = ?",
+            updates,
+        )
 
     def fail_upload(
         self, upload_id: int, kind: str, reason: str, state: str = UploadState.FAILED
@@ -599,7 +617,7 @@ class Library:
         ids = list(ids)
         out: dict[int, UploadSnapshot] = {}
         for part in _chunks(ids, 500):
-            for snap in self._upload_query(Upload.id.in_(part)):
+            for snap in self._upload_query(f"u.id IN ({_marks(part)})", part):
                 out[snap.id] = snap
         return [out[i] for i in ids if i in out]
 
@@ -607,35 +625,24 @@ class Library:
         self, *, include_hidden: bool = True, limit: int | None = None
     ) -> list[UploadSnapshot]:
         """Uploads, oldest first (the newest `limit` when given)."""
-        cond = True if include_hidden else (Upload.hidden == False)  # noqa: E712
-        return self._upload_query(cond, limit=limit)
+        return self._upload_query("1" if include_hidden else "u.hidden = 0", [], limit=limit)
 
-    def _upload_query(self, cond: Any, limit: int | None = None) -> list[UploadSnapshot]:
+    def _upload_query(
+        self, where: str, params: Sequence[Any], limit: int | None = None
+    ) -> list[UploadSnapshot]:
         query = (
-            Upload.select(
-                Upload.id,
-                Upload.path,
-                Upload.name,
-                Upload.size,
-                Upload.state,
-                Upload.error,
-                Upload.error_kind,
-                Upload.attempts,
-                Upload.document,
-                Upload.duplicate,
-                Upload.accept_corrupt,
-                Upload.created_at,
-                Document.sha256,
-                Document.compression,
-                Document.stored_size,
-            )
-            .join(Document, pw.JOIN.LEFT_OUTER, on=(Upload.document == Document.id))
-            .where(cond)
+            "SELECT u.id, u.path, u.name, u.size, u.state, u.error, u.error_kind, u.attempts,"
+            " u.document_id, u.duplicate, u.accept_corrupt, u.created_at, d.sha256,"
+            " d.compression, d.stored_size FROM upload AS u LEFT OUTER JOIN document AS d"
+            f" ON u.document_id = d.id WHERE {where}"
         )
+        args = list(params)
         if limit is not None:
-            query = query.order_by(Upload.id.desc()).limit(limit)
-        found = rows(query)
+            query += " ORDER BY u.id DESC LIMIT ?"
+            args.append(limit)
+        found = self.database.execute_sql(query, args).fetchall()
         found.sort(key=lambda r: r[0])
+        uploaded = UploadState.UPLOADED
         return [
             UploadSnapshot(
                 id=r[0],
@@ -643,7 +650,7 @@ class Library:
                 name=r[2],
                 size=r[3],
                 state=r[4],
-                done_bytes=(r[3] or 0) if r[4] == UploadState.UPLOADED else 0,
+                done_bytes=(r[3] or 0) if r[4] == uploaded else 0,
                 error=r[5],
                 error_kind=r[6],
                 attempts=r[7],
@@ -659,10 +666,19 @@ class Library:
         ]
 
     def documents(self, ids: Iterable[int] | None = None) -> list[DocumentSnapshot]:
-        query = Document.select().order_by(Document.id)
-        if ids is not None:
-            query = query.where(Document.id.in_(list(ids)))
-        return [_doc_snapshot(d) for d in query]
+        query = (
+            "SELECT id, sha256, name, size, stored_size, compression, encoding, created_at"
+            " FROM document"
+        )
+        if ids is None:
+            found = self.database.execute_sql(query + " ORDER BY id").fetchall()
+        else:
+            found = []
+            for part in _chunks(list(dict.fromkeys(ids)), 500):
+                where = f" WHERE id IN ({_marks(part)})"
+                found += self.database.execute_sql(query + where, part).fetchall()
+            found.sort(key=lambda r: r[0])
+        return [DocumentSnapshot(*r) for r in found]
 
     def document(self, doc_id: int) -> DocumentSnapshot:
         doc = Document.get_or_none(Document.id == doc_id)
@@ -698,33 +714,32 @@ class Library:
         ids = list(doc_ids)
 
         def tx() -> None:
-            for i in range(0, len(ids), 500):
-                part = list(dict.fromkeys(ids[i : i + 500]))
-                query = Job.select(Job.document).where(Job.document.in_(part))
-                have = {r[0] for r in rows(query)}
+            sql = self.database.execute_sql
+            for part in _chunks(list(dict.fromkeys(ids)), 500):
+                marks = _marks(part)
+                have = {
+                    r[0]
+                    for r in sql(
+                        f"SELECT document_id FROM job WHERE document_id IN ({marks})", part
+                    )
+                }
                 # as in _ensure_job: a compressed or skipped document is finished
-                finished = Document.select(Document.id).where(
-                    Document.id.in_(part)
-                    & Document.compression.in_([Compression.DONE, Compression.SKIPPED])
+                finished = sql(
+                    f"SELECT id FROM document WHERE id IN ({marks}) AND compression IN (?, ?)",
+                    [*part, Compression.DONE, Compression.SKIPPED],
                 )
-                have.update(r[0] for r in rows(finished))
+                have.update(r[0] for r in finished)
                 need = [d for d in part if d not in have]
                 if need:
-                    Job.insert_many(
-                        [
-                            {
-                                "document": d,
-                                "state": "queued",
-                                "priority": 0,
-                                "attempts": 0,
-                                "run_after": 0.0,
-                            }
-                            for d in need
-                        ]
-                    ).execute()
-                    Document.update(compression=Compression.PENDING).where(
-                        Document.id.in_(need)
-                    ).execute()
+                    self.database.cursor().executemany(
+                        "INSERT INTO job (document_id, state, priority, attempts, run_after)"
+                        " VALUES (?, 'queued', 0, 0, 0.0)",
+                        [(d,) for d in need],
+                    )
+                    sql(
+                        f"UPDATE document SET compression = ? WHERE id IN ({_marks(need)})",
+                        [Compression.PENDING, *need],
+                    )
 
         try:
             if ids:
@@ -1173,9 +1188,9 @@ def _doc_snapshot(d: Document) -> DocumentSnapshot:
     )
 
 
-def _path_text(path: Path) -> str | bytes:
+def _path_text(path: str | Path) -> str | bytes:
     """A path for the database: text, or the raw bytes when the name is not UTF-8."""
-    text = str(path)
+    text = os.fspath(path)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -1192,6 +1207,11 @@ def display_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
+def _marks(items: Sequence[Any]) -> str:
+    """The placeholders of an `IN (...)` list."""
+    return ",".join("?" * len(items))
+
+
+def _chunks(items: list[T], n: int) -> Iterator[list[T]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]

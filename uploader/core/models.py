@@ -137,5 +137,10 @@ def _v2(database: pw.SqliteDatabase) -> None:
     database.execute_sql("ALTER TABLE upload ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [_v1, _v2]
+def _v3(database: pw.SqliteDatabase) -> None:
+    # adding files looks up queued uploads by path; without it each lookup scans them all
+    database.execute_sql("CREATE INDEX upload_queued_path ON upload (path) WHERE state = 'queued'")
+
+
+MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
