@@ -322,7 +322,7 @@ class _Tally:
 
 # What the flush timer may spend in one turn of the event loop; the rest waits for the next.
 FLUSH_BUDGET = 0.012
-_CHUNK = 128
+_CHUNK = 32
 # More spans of rows than this in one change, and FilterModel resets instead.
 MAX_SPANS = 64
 
@@ -335,6 +335,7 @@ _NCOLS = len(Column)
 _PERSISTENT = "QList<QPersistentModelIndex>"
 _HINT = QAbstractItemModel.LayoutChangeHint
 _STATUS = int(Column.STATUS)
+_ANSWERED = frozenset({_DISPLAY, _TOOLTIP, _ALIGN, _ACCESSIBLE, *map(int, Role)})
 
 # A row's category as one byte (UploadModel.categories); 0 is "only under All".
 _CODES = {Category.ACTIVE: 1, Category.FAILED: 2, Category.DONE: 3}
@@ -450,23 +451,33 @@ class UploadModel(QAbstractTableModel):
         deadline = None if budget is None else time.perf_counter() + budget
         changed: dict[int, tuple[int, int]] = {}
         keys: set[int] = set()
-        new: list[UploadSnapshot] = []
+        new: list[tuple[UploadSnapshot, tuple[object, ...], int, tuple[Any, ...]]] = []
+        tally = self._tally
         while pending:
             for uid in list(islice(pending, _CHUNK)):
                 snap = pending.pop(uid)
                 row = self._rows.get(uid)
-                if row is None:
-                    new.append(snap)
+                if row is None:  # everything but the appending itself, within the budget
+                    new.append((snap, _cells(snap), _code(snap), _keys_of(snap)))
+                    tally.add(snap, +1)
+                    tally.track(snap, new=True)
                 else:
                     self._update(row, snap, changed, keys)
             if deadline is not None and time.perf_counter() > deadline:
                 break
         first = len(self._ids)
         if new:
-            new.sort(key=lambda s: s.id)
+            new.sort(key=lambda n: n[0].id)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-            for snap in new:
-                self._append(snap)
+            for snap, shown, code, row_keys in new:
+                uid = snap.id
+                self._rows[uid] = len(self._ids)
+                self._ids.append(uid)
+                self._snaps[uid] = snap
+                self._shown[uid] = shown
+                self.categories.append(code)
+                for column, key in zip(self.keys, row_keys, strict=True):
+                    column.append(key)
             self.endInsertRows()
         cells = [(row, left, right) for row, (left, right) in changed.items()]
         for top, left, bottom, right in _ranges(cells):
@@ -476,7 +487,6 @@ class UploadModel(QAbstractTableModel):
         if pending:
             self._more.start()
             return
-        tally = self._tally
         if tally.batch and tally.batch_finished == len(tally.batch):
             ended = [self._snaps[i] for i in tally.batch if i in self._snaps]
             tally.end_batch()
@@ -515,18 +525,6 @@ class UploadModel(QAbstractTableModel):
                 column[row] = key
                 keys.add(c)
                 changed.setdefault(row, (c, c))
-
-    def _append(self, snap: UploadSnapshot) -> None:
-        uid = snap.id
-        self._rows[uid] = len(self._ids)
-        self._ids.append(uid)
-        self._snaps[uid] = snap
-        self._shown[uid] = _cells(snap)
-        self.categories.append(_code(snap))
-        for column, key in zip(self.keys, _keys_of(snap), strict=True):
-            column.append(key)
-        self._tally.add(snap, +1)
-        self._tally.track(snap, new=True)
 
     def remove(self, ids: Iterable[int]) -> None:
         """Take rows out of the list (the uploads stay in the library)."""
@@ -960,7 +958,9 @@ class FilterModel(QAbstractTableModel):
             else cast(Iterable[QModelRoleData], roleDataSpan)  # a span iterates; stubs miss it
         )
         for item in items:
-            item.setData(cell(source, col, item.role()))
+            role = item.role()
+            if role in _ANSWERED:  # the others stay invalid, as Qt hands them over
+                item.setData(cell(source, col, role))
 
     def roleNames(self) -> dict[int, QByteArray]:
         return self.sourceModel().roleNames()
