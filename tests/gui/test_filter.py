@@ -325,3 +325,58 @@ def test_a_flush_on_the_timer_comes_in_slices_and_ends_the_batch_once(
     assert shown(proxy) == [i for i in range(1, n + 1) if i % 10]
     qtbot.wait(50)  # a few more turns of the loop: the batch does not end twice
     assert ended == [(900, 100)]
+
+
+def test_the_window_maps_selection_and_row_buttons_through_filter_and_sort(
+    open_session: Any, lib_dir: Any, until: Any
+) -> None:
+    from PySide6.QtTest import QTest
+
+    w = open_session(lib_dir).window
+    states = ["failed", "uploaded", "failed", "queued", "failed", "cancelled", "failed"]
+    names = ["d-report", "a", "b-scan", "c", "a-scan", "e", "c-scan"]
+    for i, (state, name) in enumerate(zip(states, names, strict=True)):
+        w.model.apply(
+            UploadSnapshot(
+                id=1000 + i,
+                path=f"/nowhere/{name}",
+                name=name,
+                size=10,
+                state=state,
+                error="permission denied" if state == "failed" else None,
+                error_kind="permission" if state == "failed" else None,
+            )
+        )
+    w.model.flush()
+    clicked: list[tuple[int, str]] = []
+    w.actions_delegate.action_requested.disconnect(w._on_row_action)
+    w.actions_delegate.action_requested.connect(lambda uid, a: clicked.append((uid, a)))
+
+    w.view.sortByColumn(Column.NAME, Qt.SortOrder.DescendingOrder)
+    w.filter_buttons[Category.FAILED].click()
+    assert w.filter_buttons[Category.FAILED].text() == "Failed (4)"
+    assert shown(w.proxy) == [1000, 1006, 1002, 1004]  # d-report, c-scan, b-scan, a-scan
+    w.view.selectRow(1)
+    assert [s.id for s in w.selected()] == [1006]
+
+    index = w.proxy.index(2, Column.ACTIONS)  # b-scan's Retry button, really clicked
+    rect = w.view.visualRect(index)
+    target = w.actions_delegate.button_rects(rect, index, w.view.fontMetrics())[0]
+    QTest.mouseClick(
+        w.view.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        target.center(),
+    )
+    assert clicked == [(1002, "retry")]
+
+    w.search.setText("SCAN")  # the selected row stays selected through the new filter
+    assert shown(w.proxy) == [1006, 1002, 1004]
+    assert [s.id for s in w.selected()] == [1006]
+    w.filter_buttons[Category.ALL].click()
+    assert shown(w.proxy) == [1006, 1002, 1004]  # c-scan, b-scan, a-scan
+    assert [s.id for s in w.selected()] == [1006]
+    w.search.clear()
+    assert w.proxy.rowCount() == 7
+    assert [s.id for s in w.selected()] == [1006]
+    assert w.view.currentIndex().row() == w.proxy.row_of(1006)
