@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, islice, repeat
-from operator import contains, eq
+from operator import contains
 from typing import Any, cast
 
 from PySide6.QtCore import (
@@ -773,9 +773,10 @@ class FilterModel(QAbstractTableModel):
         """The rows of the current category, in the given order."""
         if self._category == Category.ALL:
             return list(rows)
-        cats = self.sourceModel().categories
-        code = _CODES[self._category]
-        return list(compress(rows, map(eq, map(cats.__getitem__, rows), repeat(code))))
+        mask = self.sourceModel().categories.translate(_PICK[self._category])
+        if len(rows) == len(mask) and isinstance(self._positions(), _Identity):  # all, in order
+            return list(compress(rows, mask))
+        return list(compress(rows, map(mask.__getitem__, rows)))
 
     def _match(self, rows: list[int]) -> list[int]:
         """The rows whose name contains the filter text, in the given order."""
