@@ -64,8 +64,8 @@ class ProgressDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         value = index.data(Role.PROGRESS)
-        if not isinstance(value, int) or value < 0:
-            super().paint(painter, option, index)
+        if not isinstance(value, int) or value < 0:  # no bar, and no text either
+            paint_background(self, painter, option, index)
             return
         paint_background(self, painter, option, index)
         widget = option.widget
@@ -127,6 +127,12 @@ def badge_colors(state: str, palette: QPalette) -> tuple[QColor, QColor]:
 class BadgeDelegate(QStyledItemDelegate):
     """The compression badge: a rounded pill with the state in words."""
 
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        # painted pills by (text, state, size, palette, pixel ratio): a few kinds, many rows
+        self._pills: dict[tuple[object, ...], QPixmap] = {}
+        self._widths: dict[tuple[str, int], int] = {}
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
         state = index.data(Role.COMPRESSION)
@@ -135,23 +141,47 @@ class BadgeDelegate(QStyledItemDelegate):
             return
         rect: QRect = option.rect
         fm: QFontMetrics = option.fontMetrics
-        width = min(fm.horizontalAdvance(text) + 16, rect.width() - 8)
+        advance = self._widths.get((text, fm.height()))
+        if advance is None:
+            advance = self._widths[(text, fm.height())] = fm.horizontalAdvance(text)
+        width = max(1, min(advance + 16, rect.width() - 8))
         height = fm.height() + 6
-        pill = QRectF(rect.left() + 4, rect.center().y() - height / 2 + 1, width, height)
-        fill, ink = badge_colors(state, option.palette)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(fill)
-        painter.drawRoundedRect(pill, height / 2, height / 2)
-        painter.setPen(ink)
-        shown = fm.elidedText(text, Qt.TextElideMode.ElideRight, round(pill.width()) - 12)
-        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, shown)
-        painter.restore()
+        ratio = painter.device().devicePixelRatioF()
+        key = (text, state, width, height, option.palette.cacheKey(), ratio)
+        pill = self._pills.get(key)
+        if pill is None:
+            if len(self._pills) > 128:
+                self._pills.clear()
+                self._widths.clear()
+            pill = self._pills[key] = _pill(text, state, QSize(width, height), option, ratio)
+        painter.drawPixmap(rect.left() + 4, rect.center().y() - height // 2 + 1, pill)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         size = super().sizeHint(option, index)
         return QSize(size.width() + 24, size.height() + 8)
+
+
+def _pill(
+    text: str, state: str, size: QSize, option: QStyleOptionViewItem, ratio: float
+) -> QPixmap:
+    """A badge on a transparent pixmap of `size`: the state's tint, its words centred."""
+    pixmap = QPixmap(round(size.width() * ratio), round(size.height() * ratio))
+    pixmap.setDevicePixelRatio(ratio)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    fill, ink = badge_colors(state, option.palette)
+    area = QRectF(0, 0, size.width(), size.height())
+    radius = size.height() / 2
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setFont(option.font)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(fill)
+    painter.drawRoundedRect(area, radius, radius)
+    painter.setPen(ink)
+    shown = option.fontMetrics.elidedText(text, Qt.TextElideMode.ElideRight, size.width() - 12)
+    painter.drawText(area, Qt.AlignmentFlag.AlignCenter, shown)
+    painter.end()
+    return pixmap
 
 
 def button_rects(rect: QRect, labels: list[str], fm: QFontMetrics) -> list[QRect]:
