@@ -380,3 +380,30 @@ def test_the_window_maps_selection_and_row_buttons_through_filter_and_sort(
     assert w.proxy.rowCount() == 7
     assert [s.id for s in w.selected()] == [1006]
     assert w.view.currentIndex().row() == w.proxy.row_of(1006)
+
+
+@pytest.mark.parametrize("every", [1, 2])  # one span (removed row by row) or many (a reset)
+def test_clearing_finished_rows_mid_batch_keeps_the_batch(every: int) -> None:
+    model = UploadModel()
+    proxy = FilterModel()
+    proxy.setSourceModel(model)
+    for i in range(1, 41):
+        model.apply(UploadSnapshot(id=i, path=f"/{i}", name=f"f{i}", size=100, state="queued"))
+    model.flush()
+    done = [i for i in range(1, 41) if i <= 20 and i % every == 0]
+    for i in done:
+        model.apply(
+            UploadSnapshot(
+                id=i, path=f"/{i}", name=f"f{i}", size=100, state="uploaded", document_id=i
+            )
+        )
+    model.flush()
+    model.remove(done)
+    s = model.summary
+    assert (s.batch_count, s.batch_finished, s.batch_bytes) == (
+        40 - len(done),
+        0,
+        (40 - len(done)) * 100,
+    )
+    assert shown(proxy) == [i for i in range(1, 41) if i not in done]
+    assert s.counts[Category.ACTIVE] == 40 - len(done)

@@ -305,6 +305,12 @@ class _Tally:
             self.batch_done -= entry[1]
             self.batch_finished -= entry[2]
 
+    def follow(self, other: _Tally) -> None:
+        """Take over the batch `other` was following (the counts stay this tally's)."""
+        self.batch = other.batch
+        self.batch_bytes, self.batch_done = other.batch_bytes, other.batch_done
+        self.batch_finished = other.batch_finished
+
     def end_batch(self) -> None:
         self.batch.clear()
         self.batch_bytes = self.batch_done = self.batch_finished = 0
@@ -542,9 +548,11 @@ class UploadModel(QAbstractTableModel):
         spans = _spans(rows)
         if len(spans) > 8:  # one reset is cheaper than many removals for the views
             self.beginResetModel()
+            batch = self._tally
             for uid in gone:
-                self._tally.untrack(uid)
+                batch.untrack(uid)
             self._load([self._snaps[i] for i in self._ids if i not in gone])
+            self._tally.follow(batch)
             self.endResetModel()
             self._update_summary()
             return
