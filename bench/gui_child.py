@@ -159,10 +159,12 @@ def _send_drop(target: QtWidgets.QWidget, paths: list[Path]) -> bool:
 
 
 def _source_rows(view: QtWidgets.QAbstractItemView) -> int:
-    model = view.model()
-    while isinstance(model, QSortFilterProxyModel):
+    """Every row listed, under whatever filter the view shows: the model at the bottom of
+    its chain of proxies (a QSortFilterProxyModel, or any model with `sourceModel()`)."""
+    model: Any = view.model()
+    while isinstance(model, QSortFilterProxyModel) or callable(getattr(model, "sourceModel", None)):
         model = model.sourceModel()
-    return model.rowCount()
+    return int(model.rowCount())
 
 
 def drop(library: Path, folder: Path, timeout: float) -> int:

@@ -19,7 +19,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QFontMetrics, QMouseEvent, QPainter, QPalette
+from PySide6.QtGui import QColor, QFontMetrics, QMouseEvent, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -39,16 +39,24 @@ BUTTON_GAP = 6
 BUTTON_MARGIN = 3
 
 
+_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+_RAISED = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Raised
+_SUNKEN = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Sunken
+_HOVER = _RAISED | QStyle.StateFlag.State_MouseOver
+
+
 def paint_background(
     delegate: QStyledItemDelegate, painter: QPainter, option: QStyleOptionViewItem, index: Index
 ) -> None:
-    """The cell as the style paints it (selection, alternate rows), without its text."""
-    opt = QStyleOptionViewItem(option)
-    delegate.initStyleOption(opt, index)
-    opt.text = ""
-    widget = opt.widget
+    """The cell as the style paints it (selection), without its text.
+
+    The view has painted the row (alternate colours) already; what is left is the
+    item's panel, which needs nothing from the model: no initStyleOption, whose
+    data calls are most of the cost of a painted cell.
+    """
+    widget = option.widget
     style = widget.style() if widget is not None else QApplication.style()
-    style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+    style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, widget)
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -56,8 +64,8 @@ class ProgressDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         value = index.data(Role.PROGRESS)
-        if not isinstance(value, int) or value < 0:
-            super().paint(painter, option, index)
+        if not isinstance(value, int) or value < 0:  # no bar, and no text either
+            paint_background(self, painter, option, index)
             return
         paint_background(self, painter, option, index)
         widget = option.widget
@@ -76,9 +84,7 @@ class ProgressDelegate(QStyledItemDelegate):
             )
         )
         shown = fm.elidedText(text, Qt.TextElideMode.ElideRight, text_rect.width())
-        painter.drawText(
-            text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, shown
-        )
+        painter.drawText(text_rect, _LEFT, shown)
         painter.restore()
         bar = QStyleOptionProgressBar()
         bar.rect = QRect(rect.left(), rect.bottom() - bar_height + 1, rect.width(), bar_height)
@@ -121,6 +127,12 @@ def badge_colors(state: str, palette: QPalette) -> tuple[QColor, QColor]:
 class BadgeDelegate(QStyledItemDelegate):
     """The compression badge: a rounded pill with the state in words."""
 
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        # painted pills by (text, state, size, palette, pixel ratio): a few kinds, many rows
+        self._pills: dict[tuple[object, ...], QPixmap] = {}
+        self._widths: dict[tuple[str, int], int] = {}
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
         state = index.data(Role.COMPRESSION)
@@ -129,23 +141,47 @@ class BadgeDelegate(QStyledItemDelegate):
             return
         rect: QRect = option.rect
         fm: QFontMetrics = option.fontMetrics
-        width = min(fm.horizontalAdvance(text) + 16, rect.width() - 8)
+        advance = self._widths.get((text, fm.height()))
+        if advance is None:
+            advance = self._widths[(text, fm.height())] = fm.horizontalAdvance(text)
+        width = max(1, min(advance + 16, rect.width() - 8))
         height = fm.height() + 6
-        pill = QRectF(rect.left() + 4, rect.center().y() - height / 2 + 1, width, height)
-        fill, ink = badge_colors(state, option.palette)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(fill)
-        painter.drawRoundedRect(pill, height / 2, height / 2)
-        painter.setPen(ink)
-        shown = fm.elidedText(text, Qt.TextElideMode.ElideRight, round(pill.width()) - 12)
-        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, shown)
-        painter.restore()
+        ratio = painter.device().devicePixelRatioF()
+        key = (text, state, width, height, option.palette.cacheKey(), ratio)
+        pill = self._pills.get(key)
+        if pill is None:
+            if len(self._pills) > 128:
+                self._pills.clear()
+                self._widths.clear()
+            pill = self._pills[key] = _pill(text, state, QSize(width, height), option, ratio)
+        painter.drawPixmap(rect.left() + 4, rect.center().y() - height // 2 + 1, pill)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         size = super().sizeHint(option, index)
         return QSize(size.width() + 24, size.height() + 8)
+
+
+def _pill(
+    text: str, state: str, size: QSize, option: QStyleOptionViewItem, ratio: float
+) -> QPixmap:
+    """A badge on a transparent pixmap of `size`: the state's tint, its words centred."""
+    pixmap = QPixmap(round(size.width() * ratio), round(size.height() * ratio))
+    pixmap.setDevicePixelRatio(ratio)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    fill, ink = badge_colors(state, option.palette)
+    area = QRectF(0, 0, size.width(), size.height())
+    radius = size.height() / 2
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setFont(option.font)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(fill)
+    painter.drawRoundedRect(area, radius, radius)
+    painter.setPen(ink)
+    shown = option.fontMetrics.elidedText(text, Qt.TextElideMode.ElideRight, size.width() - 12)
+    painter.drawText(area, Qt.AlignmentFlag.AlignCenter, shown)
+    painter.end()
+    return pixmap
 
 
 def button_rects(rect: QRect, labels: list[str], fm: QFontMetrics) -> list[QRect]:
@@ -166,6 +202,28 @@ def actions_of(index: Index) -> list[Action]:
     return list(value) if isinstance(value, tuple) else []
 
 
+def _button(
+    label: str, size: QSize, state: QStyle.StateFlag, option: QStyleOptionViewItem, ratio: float
+) -> QPixmap:
+    """A push button as the style paints it, on a transparent pixmap of `size`."""
+    pixmap = QPixmap(round(size.width() * ratio), round(size.height() * ratio))
+    pixmap.setDevicePixelRatio(ratio)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    button = QStyleOptionButton()
+    button.rect = QRect(QPoint(0, 0), size)
+    button.text = label
+    button.palette = option.palette
+    button.fontMetrics = option.fontMetrics
+    button.state = state
+    widget: QWidget | None = option.widget
+    style = widget.style() if widget is not None else QApplication.style()
+    painter = QPainter(pixmap)
+    painter.setFont(option.font)
+    style.drawControl(QStyle.ControlElement.CE_PushButton, button, painter, widget)
+    painter.end()
+    return pixmap
+
+
 class ActionsDelegate(QStyledItemDelegate):
     """A row's buttons (Retry, Upload anyway, Cancel), painted; a click emits an event."""
 
@@ -175,33 +233,37 @@ class ActionsDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self._pressed: tuple[int, Action] | None = None
         self._hover: tuple[int, Action] | None = None
+        # painted buttons by (label, size, state, palette, pixel ratio): a list repaints
+        # the same few buttons on every row, and the style's gradients are not cheap
+        self._buttons: dict[tuple[object, ...], QPixmap] = {}
 
     def button_rects(self, option_rect: QRect, index: Index, fm: QFontMetrics) -> list[QRect]:
         return button_rects(option_rect, [ACTION_LABELS[a] for a in actions_of(index)], fm)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         paint_background(self, painter, option, index)
-        widget: QWidget | None = option.widget
-        style = widget.style() if widget is not None else QApplication.style()
         acts = actions_of(index)
         if not acts:
             return
         uid = index.data(Role.UPLOAD_ID)
-        rect: QRect = option.rect
         fm: QFontMetrics = option.fontMetrics
-        for action, r in zip(acts, self.button_rects(rect, index, fm), strict=True):
-            button = QStyleOptionButton()
-            button.rect = r
-            button.text = ACTION_LABELS[action]
-            button.palette = option.palette
-            button.fontMetrics = fm
-            state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Raised
+        labels = [ACTION_LABELS[a] for a in acts]
+        ratio = painter.device().devicePixelRatioF()
+        for action, label, r in zip(
+            acts, labels, button_rects(option.rect, labels, fm), strict=True
+        ):
+            state = _RAISED
             if self._hover == (uid, action):
-                state |= QStyle.StateFlag.State_MouseOver
+                state = _HOVER
             if self._pressed == (uid, action):
-                state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Sunken
-            button.state = state
-            style.drawControl(QStyle.ControlElement.CE_PushButton, button, painter, widget)
+                state = _SUNKEN
+            key = (label, r.width(), r.height(), state, option.palette.cacheKey(), ratio)
+            pixmap = self._buttons.get(key)
+            if pixmap is None:
+                if len(self._buttons) > 64:
+                    self._buttons.clear()
+                pixmap = self._buttons[key] = _button(label, r.size(), state, option, ratio)
+            painter.drawPixmap(r.topLeft(), pixmap)
 
     @staticmethod
     def width_for(fm: QFontMetrics) -> int:

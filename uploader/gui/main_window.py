@@ -16,7 +16,18 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import (
+    QByteArray,
+    QEvent,
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QPoint,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -375,6 +386,9 @@ class MainWindow(QMainWindow):
         self.view.setItemDelegateForColumn(Column.ACTIONS, self.actions_delegate)
         hh.resizeSection(Column.ACTIONS, self.actions_delegate.width_for(fm))
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
+        self._kept: tuple[list[int], int | None] | None = None
+        self.proxy.modelAboutToBeReset.connect(self._on_about_to_refilter)
+        self.proxy.modelReset.connect(self._on_refiltered)
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.view)
         col.addWidget(self.stack, 1)
@@ -561,12 +575,31 @@ class MainWindow(QMainWindow):
 
     def selected(self) -> list[UploadSnapshot]:
         rows = self.view.selectionModel().selectedRows()
-        out = []
-        for index in rows:
-            source = self.proxy.mapToSource(index)
-            if source.isValid():
-                out.append(self.model.snapshot(source.row()))
-        return sorted(out, key=lambda s: s.id)
+        return sorted((self.proxy.snapshot(i.row()) for i in rows), key=lambda s: s.id)
+
+    def _on_about_to_refilter(self) -> None:
+        """A new filter resets the list: remember the selected uploads and the current one."""
+        selection = self.view.selectionModel()
+        ids = [self.proxy.snapshot(i.row()).id for i in selection.selectedRows()]
+        current = selection.currentIndex()
+        self._kept = (ids, self.proxy.snapshot(current.row()).id if current.isValid() else None)
+
+    def _on_refiltered(self) -> None:
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return
+        ids, current = kept
+        rows = sorted(r for i in ids if (r := self.proxy.row_of(i)) is not None)
+        selection = QItemSelection()
+        last = self.proxy.columnCount() - 1
+        for first, end in _runs(rows):
+            selection.select(self.proxy.index(first, 0), self.proxy.index(end, last))
+        model = self.view.selectionModel()
+        flag = QItemSelectionModel.SelectionFlag
+        if current is not None and (row := self.proxy.row_of(current)) is not None:
+            model.setCurrentIndex(self.proxy.index(row, 0), flag.NoUpdate)
+        if rows:
+            model.select(selection, flag.ClearAndSelect | flag.Rows)
 
     def _on_row_action(self, upload_id: int, action: str) -> None:
         if action == Action.RETRY:
@@ -843,6 +876,17 @@ class MainWindow(QMainWindow):
         if self._open_dir is not None:
             shutil.rmtree(self._open_dir, ignore_errors=True)
             self._open_dir = None
+
+
+def _runs(rows: list[int]) -> list[tuple[int, int]]:
+    """Ascending rows as (first, last) runs of neighbours."""
+    runs: list[tuple[int, int]] = []
+    for row in rows:
+        if runs and runs[-1][1] == row - 1:
+            runs[-1] = (runs[-1][0], row)
+        else:
+            runs.append((row, row))
+    return runs
 
 
 def _words(exc: BaseException) -> str:

@@ -1,24 +1,32 @@
-"""The table model over the engine's upload snapshots; it renders, it never decides.
+"""The table models over the engine's upload snapshots; they render, they never decide.
 
-Snapshots arrive on the GUI thread as often as the engine publishes them; the model
-keeps the latest per id and flushes them on a timer: new rows in one insert, and
-`dataChanged` only for the cells whose text changed.
+Snapshots arrive on the GUI thread as often as the engine publishes them; UploadModel
+keeps the latest per id and flushes them on a timer, a bounded slice per turn of the
+event loop: new rows in one insert, and `dataChanged` only for the cells whose text
+changed. FilterModel is what the list shows: a category, a name filter, a sort order.
 """
 
 from __future__ import annotations
 
 import enum
+import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress, islice, repeat
+from operator import contains
+from typing import Any, cast
 
 from PySide6.QtCore import (
+    QAbstractItemModel,
     QAbstractTableModel,
     QByteArray,
     QModelIndex,
+    QModelRoleData,
+    QModelRoleDataSpan,
     QObject,
     QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
@@ -174,10 +182,16 @@ def progress_value(snap: UploadSnapshot) -> int:
     return -1
 
 
+def shown_name(snap: UploadSnapshot) -> str:
+    """The name as the list shows it; the snapshot's own string when it is plain ASCII
+    (100,000 rows, 100,000 strings fewer)."""
+    return snap.name if snap.name.isascii() else display_name(snap.name)
+
+
 def _cells(snap: UploadSnapshot) -> tuple[object, ...]:
     """What each column shows: a change here is a dataChanged for that column."""
     return (
-        display_name(snap.name),
+        shown_name(snap),
         snap.size,
         (progress_value(snap), progress_text(snap)),
         (status_text(snap), snap.error_kind),
@@ -291,6 +305,12 @@ class _Tally:
             self.batch_done -= entry[1]
             self.batch_finished -= entry[2]
 
+    def follow(self, other: _Tally) -> None:
+        """Take over the batch `other` was following (the counts stay this tally's)."""
+        self.batch = other.batch
+        self.batch_bytes, self.batch_done = other.batch_bytes, other.batch_done
+        self.batch_finished = other.batch_finished
+
     def end_batch(self) -> None:
         self.batch.clear()
         self.batch_bytes = self.batch_done = self.batch_finished = 0
@@ -312,14 +332,62 @@ class _Tally:
         )
 
 
+# What the flush timer may spend in one turn of the event loop; the rest waits for the next.
+FLUSH_BUDGET = 0.012
+_CHUNK = 32
+# More spans of rows than this in one change, and FilterModel resets instead.
+MAX_SPANS = 64
+
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
+_ACCESSIBLE = int(Qt.ItemDataRole.AccessibleTextRole)
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_NCOLS = len(Column)
+_PERSISTENT = "QList<QPersistentModelIndex>"
+_HINT = QAbstractItemModel.LayoutChangeHint
+_STATUS = int(Column.STATUS)
+_ANSWERED = frozenset({_DISPLAY, _TOOLTIP, _ALIGN, _ACCESSIBLE, *map(int, Role)})
+
+# A row's category as one byte (UploadModel.categories); 0 is "only under All".
+_CODES = {Category.ACTIVE: 1, Category.FAILED: 2, Category.DONE: 3}
+# bytes.translate tables: 1 where a row is in the category, 0 elsewhere
+_PICK = {cat: bytes(int(i == code) for i in range(256)) for cat, code in _CODES.items()}
+
+
+def _code(snap: UploadSnapshot) -> int:
+    cat = category(snap)
+    return 0 if cat is None else _CODES[cat]
+
+
+@dataclass
+class Flush:
+    """What one flush changed, for the views over the model (FilterModel)."""
+
+    first: int  # the new rows are first .. rowCount() - 1
+    changed: dict[int, tuple[int, int]]  # existing row -> first and last column changed
+    keys: set[int]  # columns whose sort key changed in some existing row
+
+
 class UploadModel(QAbstractTableModel):
-    """One row per upload, in the order they were added."""
+    """One row per upload, in the order they were added.
+
+    Beside the snapshots it keeps, per row, what filtering and sorting need (the
+    category as a byte, the lowercase name, the sort keys), so that FilterModel can
+    choose rows without calling Python once per row.
+    """
 
     summary_changed = Signal()
     # a batch ended (no row active any more): how many of it were uploaded, failed
     batch_finished = Signal(int, int)
+    flushed = Signal(object)  # a Flush, after the rows and dataChanged it describes
 
-    def __init__(self, parent: QObject | None = None, flush_ms: int = FLUSH_MS) -> None:
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        flush_ms: int = FLUSH_MS,
+        budget: float = FLUSH_BUDGET,
+    ) -> None:
         super().__init__(parent)
         self._ids: list[int] = []
         self._rows: dict[int, int] = {}
@@ -327,12 +395,25 @@ class UploadModel(QAbstractTableModel):
         self._shown: dict[int, tuple[object, ...]] = {}
         self._pending: dict[int, UploadSnapshot] = {}
         self._removed: set[int] = set()
+        self.categories = bytearray()
+        self.keys: list[list[Any]] = [[] for _ in Column]
         self._tally = _Tally()
         self._summary = self._tally.summary()
+        self._budget = budget
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(flush_ms)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(self._on_due)
+        # the rest of a flush that ran out of budget, on the next turn of the loop
+        self._more = QTimer(self)
+        self._more.setSingleShot(True)
+        self._more.setInterval(0)
+        self._more.timeout.connect(self._on_due)
+
+    @property
+    def names(self) -> list[str]:
+        """Each row's name as shown, casefolded (what Find matches)."""
+        return self.keys[Column.NAME]
 
     # -- feeding --------------------------------------------------------------
 
@@ -341,7 +422,7 @@ class UploadModel(QAbstractTableModel):
         if snap.id in self._removed:
             return
         self._pending[snap.id] = snap
-        if not self._timer.isActive():
+        if not self._timer.isActive() and not self._more.isActive():
             self._timer.start()
 
     def reset(self, snaps: Iterable[UploadSnapshot]) -> None:
@@ -349,54 +430,75 @@ class UploadModel(QAbstractTableModel):
         self.beginResetModel()
         self._pending.clear()
         self._removed.clear()
-        ordered = sorted(snaps, key=lambda s: s.id)
+        self._load(sorted(snaps, key=lambda s: s.id))
+        self.endResetModel()
+        self._update_summary()
+
+    def _load(self, ordered: list[UploadSnapshot]) -> None:
         self._ids = [s.id for s in ordered]
         self._rows = {i: r for r, i in enumerate(self._ids)}
         self._snaps = {s.id: s for s in ordered}
         self._shown = {s.id: _cells(s) for s in ordered}
+        self.categories = bytearray(_code(s) for s in ordered)
+        keys = [_keys_of(s) for s in ordered]
+        self.keys = [[k[c] for k in keys] for c in range(_NCOLS)]
         self._tally = _Tally()
         for snap in ordered:
             self._tally.add(snap, +1)
-        self.endResetModel()
-        self._update_summary()
 
     def flush(self) -> None:
-        """Insert new rows in one go and emit dataChanged for changed cells only."""
+        """Show every pending snapshot now: new rows in one insert, dataChanged for
+        changed cells only."""
+        self._flush(None)
+
+    def _on_due(self) -> None:
+        self._flush(self._budget)
+
+    def _flush(self, budget: float | None) -> None:
         self._timer.stop()
-        if not self._pending:
+        self._more.stop()
+        pending = self._pending
+        if not pending:
             return
-        pending, self._pending = self._pending, {}
-        new = sorted(i for i in pending if i not in self._rows)
-        changed: list[tuple[int, int, int]] = []  # (row, first column, last column)
-        for uid, snap in pending.items():
-            row = self._rows.get(uid)
-            if row is None:
-                continue
-            self._tally.add(self._snaps[uid], -1)
-            self._tally.add(snap, +1)
-            self._tally.track(snap)
-            self._snaps[uid] = snap
-            cells = _cells(snap)
-            old = self._shown[uid]
-            cols = [c for c in range(len(cells)) if cells[c] != old[c]]
-            self._shown[uid] = cells
-            if cols:
-                changed.append((row, cols[0], cols[-1]))
+        deadline = None if budget is None else time.perf_counter() + budget
+        changed: dict[int, tuple[int, int]] = {}
+        keys: set[int] = set()
+        new: list[tuple[UploadSnapshot, tuple[object, ...], int, tuple[Any, ...]]] = []
+        tally = self._tally
+        while pending:
+            for uid in list(islice(pending, _CHUNK)):
+                snap = pending.pop(uid)
+                row = self._rows.get(uid)
+                if row is None:  # everything but the appending itself, within the budget
+                    new.append((snap, _cells(snap), _code(snap), _keys_of(snap)))
+                    tally.add(snap, +1)
+                    tally.track(snap, new=True)
+                else:
+                    self._update(row, snap, changed, keys)
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+        first = len(self._ids)
         if new:
-            first = len(self._ids)
+            new.sort(key=lambda n: n[0].id)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-            for uid in new:
+            for snap, shown, code, row_keys in new:
+                uid = snap.id
                 self._rows[uid] = len(self._ids)
                 self._ids.append(uid)
-                self._snaps[uid] = pending[uid]
-                self._shown[uid] = _cells(pending[uid])
-                self._tally.add(pending[uid], +1)
-                self._tally.track(pending[uid], new=True)
+                self._snaps[uid] = snap
+                self._shown[uid] = shown
+                self.categories.append(code)
+                for column, key in zip(self.keys, row_keys, strict=True):
+                    column.append(key)
             self.endInsertRows()
-        for top, left, bottom, right in _ranges(changed):
+        cells = [(row, left, right) for row, (left, right) in changed.items()]
+        for top, left, bottom, right in _ranges(cells):
             self.dataChanged.emit(self.index(top, left), self.index(bottom, right))
+        self.flushed.emit(Flush(first, changed, keys))
         self._update_summary()
-        tally = self._tally
+        if pending:
+            self._more.start()
+            return
         if tally.batch and tally.batch_finished == len(tally.batch):
             ended = [self._snaps[i] for i in tally.batch if i in self._snaps]
             tally.end_batch()
@@ -406,6 +508,36 @@ class UploadModel(QAbstractTableModel):
                 sum(1 for x in ended if x.state == "failed"),
             )
 
+    def _update(
+        self,
+        row: int,
+        snap: UploadSnapshot,
+        changed: dict[int, tuple[int, int]],
+        keys: set[int],
+    ) -> None:
+        uid = snap.id
+        tally = self._tally
+        tally.add(self._snaps[uid], -1)
+        tally.add(snap, +1)
+        tally.track(snap)
+        self._snaps[uid] = snap
+        cells = _cells(snap)
+        old = self._shown[uid]
+        if cells != old:
+            cols = [c for c in range(_NCOLS) if cells[c] != old[c]]
+            changed[row] = (cols[0], cols[-1])
+            self._shown[uid] = cells
+        code = _code(snap)
+        if code != self.categories[row]:
+            self.categories[row] = code
+            changed.setdefault(row, (_STATUS, _STATUS))
+        for c, key in enumerate(_keys_of(snap)):
+            column = self.keys[c]
+            if column[row] != key:
+                column[row] = key
+                keys.add(c)
+                changed.setdefault(row, (c, c))
+
     def remove(self, ids: Iterable[int]) -> None:
         """Take rows out of the list (the uploads stay in the library)."""
         gone = {i for i in ids if i in self._rows or i in self._pending}
@@ -413,15 +545,29 @@ class UploadModel(QAbstractTableModel):
             self._pending.pop(uid, None)
         self._removed |= gone
         rows = sorted((self._rows[i] for i in gone if i in self._rows), reverse=True)
-        for first, last in _spans(rows):
+        spans = _spans(rows)
+        if len(spans) > 8:  # one reset is cheaper than many removals for the views
+            self.beginResetModel()
+            batch = self._tally
+            for uid in gone:
+                batch.untrack(uid)
+            self._load([self._snaps[i] for i in self._ids if i not in gone])
+            self._tally.follow(batch)
+            self.endResetModel()
+            self._update_summary()
+            return
+        for first, last in spans:
             self.beginRemoveRows(QModelIndex(), first, last)
             for uid in self._ids[first : last + 1]:
                 self._tally.add(self._snaps.pop(uid), -1)
                 self._tally.untrack(uid)
                 del self._shown[uid]
             del self._ids[first : last + 1]
+            del self.categories[first : last + 1]
+            for column in self.keys:
+                del column[first : last + 1]
+            self._rows = {i: r for r, i in enumerate(self._ids)}
             self.endRemoveRows()
-        self._rows = {i: r for r, i in enumerate(self._ids)}
         self._update_summary()
 
     # -- reading --------------------------------------------------------------
@@ -445,91 +591,60 @@ class UploadModel(QAbstractTableModel):
             self._summary = summary
             self.summary_changed.emit()
 
+    def cell(self, row: int, col: int, role: int) -> object:
+        """What a cell shows for a role (a valid row and column; Qt's data() checks)."""
+        uid = self._ids[row]
+        if role == _DISPLAY:
+            shown = self._shown[uid]
+            if col == Column.PROGRESS:
+                return cast(tuple[int, str], shown[col])[1]
+            if col == Column.STATUS:
+                return cast(tuple[str, object], shown[col])[0]
+            if col == Column.SIZE:
+                size = shown[col]
+                return "" if size is None else format_size(cast(int, size))
+            return shown[col] if col != Column.ACTIONS else None
+        snap = self._snaps[uid]
+        if role == _TOOLTIP:
+            if col == Column.NAME:
+                return snap.path
+            if col == Column.STATUS and snap.error:
+                return snap.error
+            if col == Column.COMPRESSION:
+                return badge_text(snap) or None
+            return None
+        if role == _ALIGN:
+            return _RIGHT if col == Column.SIZE else None
+        if role == _ACCESSIBLE:
+            text = self.cell(row, col, _DISPLAY)
+            if col == Column.ACTIONS:
+                return ", ".join(ACTION_LABELS[a] for a in actions(snap))
+            return text or ""
+        if Role.SNAPSHOT <= role <= Role.SORT:
+            return _custom(snap, role, col)
+        return None
+
     # -- Qt -------------------------------------------------------------------
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._ids)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Column)
+        return 0 if parent.isValid() else _NCOLS
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> object:
         horizontal = orientation == Qt.Orientation.Horizontal
-        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(Column):
+        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < _NCOLS:
             return HEADERS[Column(section)]
         return None
 
-    def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid() or index.parent().isValid():
-            return None
         row, col = index.row(), index.column()
-        if not (0 <= row < len(self._ids)) or not (0 <= col < len(Column)):
+        if not (0 <= row < len(self._ids)) or not (0 <= col < _NCOLS) or index.parent().isValid():
             return None
-        snap = self._snaps[self._ids[row]]
-        column = Column(col)
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(snap, column)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if column == Column.NAME:
-                return snap.path
-            if column == Column.STATUS and snap.error:
-                return snap.error
-            if column == Column.COMPRESSION:
-                return badge_text(snap) or None
-            return None
-        if role == Qt.ItemDataRole.TextAlignmentRole and column == Column.SIZE:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.AccessibleTextRole:
-            return self._display(snap, column) or (
-                ", ".join(ACTION_LABELS[a] for a in actions(snap))
-                if column == Column.ACTIONS
-                else ""
-            )
-        return self._custom(snap, role, column)
-
-    def _display(self, snap: UploadSnapshot, column: Column) -> str | None:
-        match column:
-            case Column.NAME:
-                return display_name(snap.name)
-            case Column.SIZE:
-                return "" if snap.size is None else format_size(snap.size)
-            case Column.PROGRESS:
-                return progress_text(snap)
-            case Column.STATUS:
-                return status_text(snap)
-            case Column.COMPRESSION:
-                return badge_text(snap)
-        return None
-
-    def _custom(self, snap: UploadSnapshot, role: int, column: Column) -> object:
-        match role:
-            case Role.SORT:
-                return _sort_key(snap, column)
-            case Role.SNAPSHOT:
-                return snap
-            case Role.UPLOAD_ID:
-                return snap.id
-            case Role.STATE:
-                return snap.state
-            case Role.PROGRESS:
-                return progress_value(snap)
-            case Role.COMPRESSION:
-                return snap.compression
-            case Role.ACTIONS:
-                return actions(snap)
-            case Role.ERROR:
-                return snap.error
-            case Role.CATEGORY:
-                cat = category(snap)
-                return None if cat is None else cat.value
-        return None
+        return self.cell(row, col, int(role))
 
     def roleNames(self) -> dict[int, QByteArray]:
         names = dict(super().roleNames())
@@ -538,61 +653,394 @@ class UploadModel(QAbstractTableModel):
         return names
 
 
-class FilterModel(QSortFilterProxyModel):
-    """The rows of one category (All, Active, Failed, Done)."""
+def _custom(snap: UploadSnapshot, role: int, col: int) -> object:
+    if role == Role.SORT:
+        return _keys_of(snap)[col]
+    if role == Role.SNAPSHOT:
+        return snap
+    if role == Role.UPLOAD_ID:
+        return snap.id
+    if role == Role.STATE:
+        return snap.state
+    if role == Role.PROGRESS:
+        return progress_value(snap)
+    if role == Role.COMPRESSION:
+        return snap.compression
+    if role == Role.ACTIONS:
+        return actions(snap)
+    if role == Role.ERROR:
+        return snap.error
+    cat = category(snap)  # Role.CATEGORY
+    return None if cat is None else cat.value
+
+
+class FilterModel(QAbstractTableModel):
+    """The rows the list shows: one category (All, Active, Failed, Done), a name filter
+    and a sort order, over an UploadModel.
+
+    Not a QSortFilterProxyModel: that one calls Python for every row it filters or
+    compares. This one picks rows from the source's per-row arrays with C loops
+    (`bytes.translate`, `itertools.compress`, `sorted` with a list's `__getitem__`):
+    a change of category or name filter is one pass and a model reset; a flush of the
+    source moves only the rows that changed (removals and insertions in spans, one
+    layout change when the sort order moved).
+    """
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._src: UploadModel | None = None
+        self._order: list[int] = []  # source rows, in the order shown
+        self._pos: dict[int, int] | _Identity | None = None  # source row -> row here
         self._category = Category.ALL
         self._text = ""
-        self.setFilterRole(Role.CATEGORY)
-        self.setSortRole(Role.SORT)
+        self._sort_column = -1
+        self._sort_order = Qt.SortOrder.AscendingOrder
+        self._resetting = False
+
+    # -- setup ----------------------------------------------------------------
+
+    def setSourceModel(self, model: UploadModel) -> None:
+        if self._src is not None:
+            old = self._src
+            old.flushed.disconnect(self._on_flushed)
+            old.modelAboutToBeReset.disconnect(self._on_source_about_to_reset)
+            old.modelReset.disconnect(self._on_source_reset)
+            old.rowsAboutToBeRemoved.disconnect(self._on_rows_about_to_be_removed)
+            old.rowsRemoved.disconnect(self._on_rows_removed)
+        self._src = model
+        model.flushed.connect(self._on_flushed)
+        model.modelAboutToBeReset.connect(self._on_source_about_to_reset)
+        model.modelReset.connect(self._on_source_reset)
+        model.rowsAboutToBeRemoved.connect(self._on_rows_about_to_be_removed)
+        model.rowsRemoved.connect(self._on_rows_removed)
+        self._rebuild()
+
+    def sourceModel(self) -> UploadModel:
+        assert self._src is not None, "FilterModel.setSourceModel first"
+        return self._src
 
     @property
     def category(self) -> Category:
         return self._category
 
+    @property
+    def text(self) -> str:
+        return self._text
+
     def set_category(self, cat: Category) -> None:
-        if cat != self._category:
-            self.beginFilterChange()
-            self._category = cat
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        if cat == self._category:
+            return
+        was, self._category = self._category, cat
+        if was == Category.ALL:  # a subset of what is shown, in the same order
+            self._reset_to(self._pick(self._order))
+        else:
+            self._reset_to(self._compute())
 
     def set_text(self, text: str) -> None:
         """Only rows whose name contains `text` (case-insensitive); "" for all."""
         text = text.strip().casefold()
-        if text != self._text:
-            self.beginFilterChange()
-            self._text = text
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        if text == self._text:
+            return
+        was, self._text = self._text, text
+        if was in text:  # typing on narrows what is shown
+            self._reset_to(self._match(self._order))
+        else:
+            self._reset_to(self._compute())
 
-    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        if self._category == Category.ALL and not self._text:
-            return True
-        index = self.sourceModel().index(source_row, 0, source_parent)
-        if self._category != Category.ALL and index.data(Role.CATEGORY) != self._category.value:
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self._sort_column = column if 0 <= column < _NCOLS else -1
+        self._sort_order = order
+        self._relayout(self._sorted(sorted(self._order)))
+
+    # -- reading --------------------------------------------------------------
+
+    def source_row(self, row: int) -> int:
+        return self._order[row]
+
+    def snapshot(self, row: int) -> UploadSnapshot:
+        return self.sourceModel().snapshot(self._order[row])
+
+    def row_of(self, upload_id: int) -> int | None:
+        """The row shown for an upload, or None when it is filtered out."""
+        source = self.sourceModel().row_of(upload_id)
+        return None if source is None else self._positions().get(source)
+
+    def mapToSource(self, index: Index) -> QModelIndex:
+        row = index.row()
+        if not index.isValid() or not 0 <= row < len(self._order):
+            return QModelIndex()
+        return self.sourceModel().index(self._order[row], index.column())
+
+    def mapFromSource(self, index: Index) -> QModelIndex:
+        row = self._positions().get(index.row()) if index.isValid() else None
+        return QModelIndex() if row is None else self.index(row, index.column())
+
+    # -- choosing rows ----------------------------------------------------------
+
+    def _pick(self, rows: list[int]) -> list[int]:
+        """The rows of the current category, in the given order."""
+        if self._category == Category.ALL:
+            return list(rows)
+        mask = self.sourceModel().categories.translate(_PICK[self._category])
+        if len(rows) == len(mask) and isinstance(self._positions(), _Identity):  # all, in order
+            return list(compress(rows, mask))
+        return list(compress(rows, map(mask.__getitem__, rows)))
+
+    def _match(self, rows: list[int]) -> list[int]:
+        """The rows whose name contains the filter text, in the given order."""
+        if not self._text:
+            return list(rows)
+        names = self.sourceModel().names
+        found = map(contains, map(names.__getitem__, rows), repeat(self._text))
+        return list(compress(rows, found))
+
+    def _range(self, first: int, end: int) -> list[int]:
+        """The source rows first .. end - 1 that pass the filters, in source order."""
+        rows = range(first, end)
+        if self._category != Category.ALL:
+            mask = self.sourceModel().categories[first:end].translate(_PICK[self._category])
+            return self._match(list(compress(rows, mask)))
+        return self._match(list(rows))
+
+    def _accepts(self, row: int) -> bool:
+        src = self.sourceModel()
+        if self._category != Category.ALL and src.categories[row] != _CODES[self._category]:
             return False
-        return not self._text or self._text in str(index.data()).casefold()
+        return self._text in src.names[row]
+
+    def _sorted(self, rows: list[int]) -> list[int]:
+        """Rows given in source order, in the shown order (ties stay in source order)."""
+        if self._sort_column < 0:
+            return rows
+        keys = self.sourceModel().keys[self._sort_column]
+        descending = self._sort_order == Qt.SortOrder.DescendingOrder
+        return sorted(rows, key=keys.__getitem__, reverse=descending)
+
+    def _compute(self) -> list[int]:
+        return self._sorted(self._range(0, self.sourceModel().rowCount()))
+
+    def _positions(self) -> dict[int, int] | _Identity:
+        """Where each source row is shown (built again after the rows moved)."""
+        if self._pos is None:
+            order, n = self._order, len(self._order)
+            if not n or (order[-1] == n - 1 and order == list(range(n))):
+                self._pos = _Identity(n)  # every row in source order: no table needed
+            else:
+                self._pos = dict(zip(order, range(n), strict=True))
+        return self._pos
+
+    # -- changing what is shown ------------------------------------------------
+
+    def _reset_to(self, order: list[int]) -> None:
+        self.beginResetModel()
+        self._order = order
+        self._pos = None
+        self.endResetModel()
+
+    def _rebuild(self) -> None:
+        self._reset_to(self._compute() if self._src is not None else [])
+
+    def _relayout(self, order: list[int]) -> None:
+        """Show the same rows in another order, keeping the selection on them."""
+        if order == self._order:
+            return
+        # the overload with the hint, so that selections save rows rather than cells
+        hint = QAbstractItemModel.LayoutChangeHint.VerticalSortHint
+        cast(Any, self.layoutAboutToBeChanged)[_PERSISTENT, _HINT].emit([], hint)
+        before = self._order
+        self._order = order
+        self._pos = None
+        pos = self._positions()
+        old = self.persistentIndexList()
+        new = [self.index(pos[before[i.row()]], i.column()) for i in old]
+        self.changePersistentIndexList(old, new)
+        cast(Any, self.layoutChanged)[_PERSISTENT, _HINT].emit([], hint)
+
+    def _on_flushed(self, flush: Flush) -> None:
+        if self._resetting:
+            return
+        pos = self._positions()
+        leaving: list[int] = []
+        entering: list[int] = []
+        touched: list[tuple[int, int, int]] = []
+        for row, (left, right) in flush.changed.items():
+            here = pos.get(row)
+            if here is None:
+                if self._accepts(row):
+                    entering.append(row)
+            elif self._accepts(row):
+                touched.append((here, left, right))
+            else:
+                leaving.append(here)
+        new = self._range(flush.first, self.sourceModel().rowCount())
+        for top, left, bottom, right in _ranges(touched):
+            self.dataChanged.emit(self.index(top, left), self.index(bottom, right))
+        sorting = self._sort_column >= 0
+        resort = sorting and bool(entering or new or (touched and self._sort_column in flush.keys))
+        if not (leaving or entering or new or resort):
+            return
+        removals = _spans(sorted(leaving, reverse=True))
+        if len(removals) > MAX_SPANS:
+            self._rebuild()
+            return
+        order = self._order
+        for first, last in removals:
+            self.beginRemoveRows(QModelIndex(), first, last)
+            del order[first : last + 1]
+            self._pos = None
+            self.endRemoveRows()
+        if sorting or not entering:  # at the end; a sorted list is put in order below
+            inserts = [(len(order), entering + new)]
+        else:
+            inserts = _insertions(order, sorted(entering) + new)
+            if len(inserts) > MAX_SPANS:
+                self._rebuild()
+                return
+        for at, rows in reversed(inserts):
+            if not rows:
+                continue
+            self.beginInsertRows(QModelIndex(), at, at + len(rows) - 1)
+            order[at:at] = rows
+            known = self._pos
+            if at + len(rows) != len(order):
+                self._pos = None
+            elif (
+                isinstance(known, _Identity)
+                and known.n == at == rows[0] == rows[-1] - len(rows) + 1
+            ):
+                known.n = len(order)
+            elif isinstance(known, dict):
+                known.update(zip(rows, range(at, len(order)), strict=True))
+            else:
+                self._pos = None
+            self.endInsertRows()
+        if resort:
+            self._relayout(self._sorted(sorted(order)))
+
+    def _on_source_about_to_reset(self) -> None:
+        self._resetting = True
+        self.beginResetModel()
+
+    def _on_source_reset(self) -> None:
+        self._resetting = False
+        self._order = self._compute()
+        self._pos = None
+        self.endResetModel()
+
+    def _on_rows_about_to_be_removed(self, parent: Index, first: int, last: int) -> None:
+        pos = self._positions()
+        gone = sorted(
+            (p for r in range(first, last + 1) if (p := pos.get(r)) is not None), reverse=True
+        )
+        spans = _spans(gone)
+        if len(spans) > MAX_SPANS:
+            self._resetting = True
+            self.beginResetModel()
+            return
+        for a, b in spans:
+            self.beginRemoveRows(QModelIndex(), a, b)
+            del self._order[a : b + 1]
+            self._pos = None
+            self.endRemoveRows()
+
+    def _on_rows_removed(self, parent: Index, first: int, last: int) -> None:
+        count = last - first + 1
+        self._pos = None
+        if self._resetting:
+            self._on_source_reset()
+            return
+        self._order = [r if r < first else r - count for r in self._order]
+
+    # -- Qt -------------------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._order)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else _NCOLS
+
+    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:  # noqa: B008
+        # one call from C++ per cell painted, instead of rowCount and columnCount
+        if 0 <= row < len(self._order) and 0 <= column < _NCOLS and not parent.isValid():
+            return self.createIndex(row, column)
+        return QModelIndex()
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
+        return self.sourceModel().headerData(section, orientation, role)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        row, col = index.row(), index.column()
+        if not (0 <= row < len(self._order)) or not (0 <= col < _NCOLS):
+            return None
+        return self.sourceModel().cell(self._order[row], col, int(role))
+
+    def multiData(self, index: Index, roleDataSpan: QModelRoleDataSpan | QModelRoleData) -> None:
+        # what a delegate paints, all roles in one call from C++ (Qt calls data() per role)
+        row, col = index.row(), index.column()
+        if not (0 <= row < len(self._order)) or not (0 <= col < _NCOLS):
+            return
+        cell = self.sourceModel().cell
+        source = self._order[row]
+        items: Iterable[QModelRoleData] = (
+            [roleDataSpan]
+            if isinstance(roleDataSpan, QModelRoleData)
+            else cast(Iterable[QModelRoleData], roleDataSpan)  # a span iterates; stubs miss it
+        )
+        for item in items:
+            role = item.role()
+            if role in _ANSWERED:  # the others stay invalid, as Qt hands them over
+                item.setData(cell(source, col, role))
+
+    def roleNames(self) -> dict[int, QByteArray]:
+        return self.sourceModel().roleNames()
+
+
+class _Identity:
+    """Positions when a FilterModel shows source rows 0 .. n - 1 in source order."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def get(self, row: int) -> int | None:
+        return row if 0 <= row < self.n else None
+
+    def __getitem__(self, row: int) -> int:
+        if 0 <= row < self.n:
+            return row
+        raise KeyError(row)
+
+
+def _insertions(order: list[int], rows: list[int]) -> list[tuple[int, list[int]]]:
+    """Where ascending `rows` go into the ascending `order`: (position, rows) groups."""
+    out: list[tuple[int, list[int]]] = []
+    for row in rows:
+        at = bisect_left(order, row)
+        if out and out[-1][0] == at:
+            out[-1][1].append(row)
+        else:
+            out.append((at, [row]))
+    return out
 
 
 _STATE_ORDER = {"failed": 0, "uploading": 1, "queued": 2, "cancelled": 3, "uploaded": 4}
 _BADGE_ORDER = {"failed": 0, "not_queued": 1, "running": 2, "pending": 3, "done": 4, "skipped": 5}
 
 
-def _sort_key(snap: UploadSnapshot, column: Column) -> object:
-    """Plain values Qt compares: failures first under Status, names without case."""
-    match column:
-        case Column.NAME:
-            return display_name(snap.name).casefold()
-        case Column.SIZE:
-            return snap.size if snap.size is not None else -1
-        case Column.PROGRESS:
-            return progress_value(snap)
-        case Column.STATUS:
-            return _STATE_ORDER.get(snap.state, 9)
-        case Column.COMPRESSION:
-            return _BADGE_ORDER.get(snap.compression or "", 9)
-    return snap.id
+def _keys_of(snap: UploadSnapshot) -> tuple[Any, ...]:
+    """What a click on each column's header sorts by: plain values, failures first
+    under Status, names without case; the buttons column sorts by upload id."""
+    name = shown_name(snap)
+    folded = name.casefold()
+    return (
+        name if folded == name else folded,  # one string for both, where it can be
+        snap.size if snap.size is not None else -1,
+        progress_value(snap),
+        _STATE_ORDER.get(snap.state, 9),
+        _BADGE_ORDER.get(snap.compression or "", 9),
+        snap.id,
+    )
 
 
 def _spans(rows_desc: Sequence[int]) -> list[tuple[int, int]]:
