@@ -5,7 +5,6 @@ ExportError in words that leaves nothing behind."""
 from __future__ import annotations
 
 import random
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from uploader.core import compression
 from uploader.core import library as library_mod
 from uploader.core.library import ExportError, Library
 
-from .conftest import text_bytes
+from .conftest import text_bytes, tmpfs
 from .test_library import store
 
 # more chunks than the pipeline has buffers, and a partial last one
@@ -118,17 +117,7 @@ def test_a_damaged_frame_fails_in_the_reading_thread(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs: too small for the document, so the writing thread hits ENOSPC."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    yield from tmpfs(tmp_path / "disk", "4m")
 
 
 def test_a_full_disk_fails_in_the_writing_thread(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from uploader.core import ingest
 from uploader.core.library import Library
 from uploader.core.retry import Kind, UploadError
 
-from .conftest import cli, text_bytes
+from .conftest import cli, text_bytes, tmpfs
 
 SIZE = ingest.OVERLAP_FROM + (4 << 20) + 4321
 
@@ -25,17 +24,7 @@ SIZE = ingest.OVERLAP_FROM + (4 << 20) + 4321
 def disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 MiB tmpfs holding both the source and the library: the kernel copies between
     them (one file system), and it can really fill up."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    yield from tmpfs(tmp_path / "disk", "64m")
 
 
 def test_disk_fills_during_a_kernel_copy(disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:

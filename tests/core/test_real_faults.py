@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,23 +15,13 @@ from uploader.core.ingest import copy_in
 from uploader.core.library import Library
 from uploader.core.retry import Kind, UploadError
 
-from .conftest import cli, text_bytes
+from .conftest import cli, text_bytes, tmpfs
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 24 MiB tmpfs: a real file system that can really fill up."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    yield from tmpfs(tmp_path / "disk", "24m")
 
 
 def test_disk_fills_during_the_copy(small_disk: Path, src: Path) -> None:
