@@ -1208,7 +1208,7 @@ def display_name(name: str) -> str:
 
 
 def _marks(items: Sequence[Any]) -> str:
-    """The placeholders of an `IN (...)` list."""
+    """The `?, ?, …` parameter marks of an `IN (...)` list."""
     return ",".join("?" * len(items))
 
 
