@@ -14,13 +14,14 @@ import zstandard
 
 from uploader.core import compression
 from uploader.core import library as library_mod
+from uploader.core import store as store_mod
 from uploader.core.library import ExportError, Library
 
 from .conftest import text_bytes, tmpfs
 from .test_library import store
 
 # more chunks than the pipeline has buffers, and a partial last one
-SIZE = (library_mod.EXPORT_DEPTH + 5) * library_mod.CHUNK + 777
+SIZE = (library_mod.EXPORT_DEPTH + 5) * store_mod.CHUNK + 777
 
 
 def _mixed(seed: int) -> bytes:

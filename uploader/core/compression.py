@@ -8,11 +8,8 @@ decompressing it, published under its name, and the switch is committed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import queue
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +21,7 @@ from .events import DocumentSnapshot
 from .library import MAX_JOB_ATTEMPTS, Library, _doc_snapshot, _sync_doc_states
 from .models import Compression, Document, Job
 from .retry import backoff, describe
-from .store import CHUNK, RAW, ZSTD, BlobStore
+from .store import CHUNK, RAW, ZSTD, BlobStore, hash_stream
 
 log = logging.getLogger(__name__)
 
@@ -184,35 +181,10 @@ def _write_zstd(
 
 def _verify(temp: Path, job: Claimed) -> None:
     """Decompress the file (in a second thread) and hash what comes out (in this one)."""
-    digest = hashlib.sha256()
-    total = 0
-    free: queue.Queue[bytearray] = queue.Queue()
-    for _ in range(4):
-        free.put(bytearray(CHUNK * 4))
-    full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
-    failed: list[BaseException] = []
-
-    def decompress() -> None:
-        try:
-            with open(temp, "rb") as f:
-                reader = zstandard.ZstdDecompressor().stream_reader(f, read_size=CHUNK)
-                while n := reader.readinto(buf := free.get()):
-                    full.put((buf, n))
-        except BaseException as exc:
-            failed.append(exc)
-        finally:
-            full.put(None)
-
-    worker = threading.Thread(target=decompress, name="verify-decompress", daemon=True)
-    worker.start()
-    while (item := full.get()) is not None:
-        digest.update(memoryview(item[0])[: item[1]])
-        total += item[1]
-        free.put(item[0])
-    worker.join()
-    if failed:
-        raise failed[0]
-    if digest.hexdigest() != job.sha256 or total != job.size:
+    with open(temp, "rb") as f:
+        reader = zstandard.ZstdDecompressor().stream_reader(f, read_size=CHUNK)
+        sha, total = hash_stream(reader, name="verify", depth=4, size=CHUNK * 4)
+    if sha != job.sha256 or total != job.size:
         raise ValueError("the compressed copy did not decompress to the original")
 
 

@@ -8,14 +8,10 @@ database is locked; no transaction is held across file I/O.
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import logging
 import os
-import queue
 import shutil
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +27,7 @@ from .events import DocumentSnapshot, UploadSnapshot
 from .ingest import Staged, discard
 from .models import Compression, Document, Job, Upload, UploadState, db, rows
 from .retry import Kind, LibraryError, LibraryLocked, describe, retry_locked
-from .store import CHUNK, FLUSH_EVERY, RAW, ZSTD, BlobStore, fsync_dir, start_writeback
+from .store import RAW, ZSTD, BlobStore, fsync_dir, hash_stream
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -983,7 +979,7 @@ class Library:
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
                 out = os.open(temp, flags, 0o666)
                 try:
-                    sha, total = _export_stream(reader, out)
+                    sha, total = hash_stream(reader, out, name="export", depth=EXPORT_DEPTH)
                     os.fsync(out)
                 finally:
                     os.close(out)
@@ -1033,74 +1029,7 @@ class Library:
         return out
 
 
-EXPORT_DEPTH = 8
-
-
-def _export_stream(reader: Any, out: int) -> tuple[str, int]:
-    """Read (`reader.readinto`, decompressing) in one thread, hash in this one, write in a
-    third, chunk by chunk in order: each buffer goes read → hash → write, then back to be
-    read into. The writer starts the writeback as it goes. Returns (sha256, size); a
-    failure in any thread is raised here, once all three have stopped."""
-    free: queue.Queue[bytearray] = queue.Queue()
-    for _ in range(EXPORT_DEPTH):
-        free.put(bytearray(CHUNK))
-    to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
-    to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
-    failed: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            while not failed and (n := reader.readinto(buf := free.get())):
-                to_hash.put((buf, n))
-        except BaseException as exc:
-            failed.append(exc)
-        finally:
-            to_hash.put(None)
-
-    def write() -> None:
-        written = flushed = 0
-        while (item := to_write.get()) is not None:
-            buf, n = item
-            if not failed:
-                try:
-                    view = memoryview(buf)[:n]
-                    while view:
-                        if not (done := os.write(out, view)):  # pragma: no cover
-                            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                        view = view[done:]
-                    written += n
-                    if written - flushed >= FLUSH_EVERY:
-                        start_writeback(out, flushed, written - flushed)
-                        flushed = written
-                except BaseException as exc:
-                    failed.append(exc)
-            free.put(buf)
-
-    threads = [
-        threading.Thread(target=read, name="export-read", daemon=True),
-        threading.Thread(target=write, name="export-write", daemon=True),
-    ]
-    for t in threads:
-        t.start()
-    digest = hashlib.sha256()
-    total = 0
-    try:
-        while (item := to_hash.get()) is not None:
-            digest.update(memoryview(item[0])[: item[1]])
-            total += item[1]
-            to_write.put(item)
-    except BaseException as exc:  # pragma: no cover - hashing itself does not fail
-        failed.append(exc)  # the reader stops; give back what it still sends
-        while (item := to_hash.get()) is not None:
-            free.put(item[0])
-        raise
-    finally:
-        to_write.put(None)
-        for t in threads:
-            t.join()
-    if failed:
-        raise failed[0]
-    return digest.hexdigest(), total
+EXPORT_DEPTH = 8  # 1 MiB buffers in flight between reading, hashing and writing
 
 
 def _probe(path: Path) -> int:

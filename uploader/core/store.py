@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import os
+import queue
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +56,81 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     if _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
+
+
+def hash_stream(
+    reader: Any, out: int | None = None, *, name: str, depth: int = 8, size: int = CHUNK
+) -> tuple[str, int]:
+    """Read (`reader.readinto`, e.g. decompressing) in one thread and hash in this one,
+    chunk by chunk in order, with `depth` buffers of `size` in flight. With `out`, a third
+    thread writes each chunk to that descriptor once hashed (starting the writeback as it
+    goes) before the buffer is read into again. The threads are called `name`-read and
+    `name`-write. Returns (sha256, bytes); a failure in any thread is raised here, once all
+    of them have stopped."""
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(depth):
+        free.put(bytearray(size))
+    to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            while not failed and (n := reader.readinto(buf := free.get())):
+                to_hash.put((buf, n))
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            to_hash.put(None)
+
+    def write(out: int) -> None:
+        written = flushed = 0
+        while (item := to_write.get()) is not None:
+            buf, n = item
+            if not failed:
+                try:
+                    view = memoryview(buf)[:n]
+                    while view:
+                        if not (done := os.write(out, view)):  # pragma: no cover
+                            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                        view = view[done:]
+                    written += n
+                    if written - flushed >= FLUSH_EVERY:
+                        start_writeback(out, flushed, written - flushed)
+                        flushed = written
+                except BaseException as exc:
+                    failed.append(exc)
+            free.put(buf)
+
+    threads = [threading.Thread(target=read, name=f"{name}-read", daemon=True)]
+    if out is not None:
+        threads.append(
+            threading.Thread(target=write, args=(out,), name=f"{name}-write", daemon=True)
+        )
+    for t in threads:
+        t.start()
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        while (item := to_hash.get()) is not None:
+            digest.update(memoryview(item[0])[: item[1]])
+            total += item[1]
+            if out is not None:
+                to_write.put(item)
+            else:
+                free.put(item[0])
+    except BaseException as exc:  # pragma: no cover - hashing itself does not fail
+        failed.append(exc)  # the reader stops; give back what it still sends
+        while (item := to_hash.get()) is not None:
+            free.put(item[0])
+        raise
+    finally:
+        to_write.put(None)
+        for t in threads:
+            t.join()
+    if failed:
+        raise failed[0]
+    return digest.hexdigest(), total
 
 
 def fsync_dir(path: Path) -> None:
